@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * group.c - the server's side of the three idle designs behind one call
+ * (umcg_idle_group_wait), so a scheduler can switch designs per group.
+ *
+ * Common rule (umcg_idle.h): announce, seq_cst, re-check the idle-workers
+ * list, sleep. What "announce" and "sleep" mean:
+ *
+ *   stack     state IDLE; push own node (seq_cst CAS); re-check (seq_cst
+ *             load); sleep in umcg_wait() until
+ *             a popper makes us RUNNING. Afterwards "settle": if our node
+ *             is still unmarked, mark it ourselves (remove) and make
+ *             ourselves RUNNING; if a popper marked it, it owns our wake-up:
+ *             wait until it has made us RUNNING. Then GC, so the node is
+ *             unlinked and may be pushed again (idle_servers.c, I4).
+ *   tid word  state IDLE; publish own tid (seq_cst CAS); re-check; sleep.
+ *             Afterwards: withdraw (CAS tid -> 0); if that fails, a waker
+ *             took us and makes us RUNNING: wait for it, then CHAIN: wake
+ *             one server waiting behind us, so that somebody publishes
+ *             again. A server that finds the word taken waits behind it on
+ *             g->idle_servers (pushed and popped by user space only) and
+ *             also gives up waiting when it sees the word empty, so that it
+ *             can publish itself.
+ *   eventfd   waiters += 1; re-check; poll() the eventfd; waiters -= 1 and
+ *             consume the counter (idle_fd.c). The server stays RUNNING:
+ *             a server blocked in poll is an ordinary RUNNING UMCG server.
+ *
+ * Contract: the caller is a registered server, RUNNING, with next_tid 0 and
+ * server_tid set to its own tid.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "idle/idle.h"
+#include "kern/kern.h"
+#include "umcg_idle.h"
+#include "umcg_lists.h"
+
+static void set_idle(struct umcg_task *self)
+{
+	uint32_t st = umcg_state_load(self);
+	while (!umcg_state_cas(self, &st, (st & ~UMCG_TF_STATE_MASK) | UMCG_TASK_IDLE))
+		;
+}
+
+static void restore_running(struct umcg_task *self)
+{
+	uint32_t st = umcg_state_load(self);
+	while ((st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING &&
+	       !umcg_state_cas(self, &st, (st & ~UMCG_TF_STATE_MASK) | UMCG_TASK_RUNNING))
+		;
+}
+
+/* Somebody took our announcement and owes us a wake-up: wait for it. */
+static void wait_until_running(struct umcg_task *self)
+{
+	while ((umcg_state_load(self) & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING)
+		umcg_wait(0, 0); /* EINTR: just wait again */
+}
+
+/* After a stack-style sleep: make sure we are RUNNING and our node unlinked. */
+static void settle_stack(struct umcg_idle_group *g, struct umcg_task *self)
+{
+	if (umcg_idle_servers_remove(self))
+		restore_running(self);
+	else
+		wait_until_running(self);
+	umcg_idle_servers_gc(&g->idle_servers, NULL, NULL);
+}
+
+static int sleep_result(int r)
+{
+	return (r < 0 && errno == ETIMEDOUT) ? -ETIMEDOUT : 0;
+}
+
+static int wait_stack(struct umcg_idle_group *g, struct umcg_task *self, uint64_t abs_timeout)
+{
+	int ret = 0;
+	set_idle(self);
+	/* seq_cst push, then seq_cst re-check: the Dekker pair of umcg_idle.h */
+	umcg_idle_servers_push(&g->idle_servers, self);
+	if (umcg_idle_workers_empty(&g->idle_workers))
+		ret = sleep_result(umcg_wait(0, abs_timeout));
+	if (umcg_idle_servers_is_deleted(self))
+		ret = 0; /* popped: work was appended, whatever woke us */
+	settle_stack(g, self);
+	return ret;
+}
+
+/* Wake one server waiting behind the published one (tid design), if any. */
+static int wake_waiting_behind(struct umcg_idle_group *g)
+{
+	struct umcg_task *s = umcg_idle_servers_pop(&g->idle_servers);
+	if (!s)
+		return 0;
+	umcg__try_wake_server(umcg__load_u32(&s->server_tid), false);
+	return 1;
+}
+
+static int wait_tid(struct umcg_idle_group *g, struct umcg_task *self, uint64_t abs_timeout)
+{
+	uint32_t me = umcg__load_u32(&self->server_tid);
+	int ret = 0;
+	set_idle(self);
+	if (umcg_idle_tid_publish(&g->idle_server_tid, me)) { /* seq_cst CAS */
+		if (umcg_idle_workers_empty(&g->idle_workers))
+			ret = sleep_result(umcg_wait(0, abs_timeout));
+		if (umcg_idle_tid_withdraw(&g->idle_server_tid, me)) {
+			restore_running(self);
+		} else {
+			wait_until_running(self); /* a waker took us */
+			wake_waiting_behind(g);	  /* chain */
+			ret = 0;
+		}
+		return ret;
+	}
+	/* Another server is published: wait behind it. */
+	umcg_idle_servers_push(&g->idle_servers, self);
+	if (umcg_idle_workers_empty(&g->idle_workers) &&
+	    __atomic_load_n(&g->idle_server_tid, __ATOMIC_SEQ_CST) != 0)
+		ret = sleep_result(umcg_wait(0, abs_timeout));
+	if (umcg_idle_servers_is_deleted(self))
+		ret = 0;
+	settle_stack(g, self);
+	return ret;
+}
+
+static int wait_eventfd(struct umcg_idle_group *g, uint64_t abs_timeout)
+{
+	if (!umcg_idle_fd_prepare(&g->idle_fd, &g->idle_workers))
+		return 0;
+	int ms = -1;
+	if (abs_timeout) {
+		uint64_t now = umcg_now_ns();
+		ms = abs_timeout > now ? (int)((abs_timeout - now + 999999) / 1000000) : 0;
+	}
+	struct pollfd p = {.fd = g->idle_fd.fd, .events = POLLIN};
+	int r = poll(&p, 1, ms);
+	umcg_idle_fd_finish(&g->idle_fd);
+	return r == 0 ? -ETIMEDOUT : 0;
+}
+
+UMCG_EXPORT int umcg_idle_group_wait(struct umcg_idle_group *g, struct umcg_task *self,
+				     uint64_t abs_timeout)
+{
+	int r;
+	switch (g->design) {
+	case UMCG_IDLE_STACK:
+		r = wait_stack(g, self, abs_timeout);
+		break;
+	case UMCG_IDLE_TID_WORD:
+		r = wait_tid(g, self, abs_timeout);
+		break;
+	case UMCG_IDLE_EVENTFD:
+		r = wait_eventfd(g, abs_timeout);
+		break;
+	default:
+		r = -EINVAL;
+	}
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	return 0;
+}
+
+UMCG_EXPORT int umcg_idle_group_wake_one(struct umcg_idle_group *g)
+{
+	switch (g->design) {
+	case UMCG_IDLE_STACK: {
+		struct umcg_task *s = umcg_idle_servers_pop(&g->idle_servers);
+		if (!s)
+			return 0;
+		umcg__try_wake_server(umcg__load_u32(&s->server_tid), false);
+		return 1;
+	}
+	case UMCG_IDLE_TID_WORD: {
+		uint32_t tid = __atomic_exchange_n(&g->idle_server_tid, 0, __ATOMIC_SEQ_CST);
+		if (tid) {
+			umcg__try_wake_server(tid, false);
+			return 1;
+		}
+		return wake_waiting_behind(g);
+	}
+	case UMCG_IDLE_EVENTFD: {
+		if (!__atomic_load_n(&g->idle_fd.waiters, __ATOMIC_SEQ_CST))
+			return 0;
+		uint64_t one = 1;
+		return write(g->idle_fd.fd, &one, sizeof one) == (ssize_t)sizeof one;
+	}
+	}
+	return 0;
+}
+
+UMCG_EXPORT int umcg_idle_group_init(struct umcg_idle_group *g, enum umcg_idle_design design)
+{
+	memset(g, 0, sizeof *g);
+	g->idle_fd.fd = -1;
+	switch (design) {
+	case UMCG_IDLE_EVENTFD:
+		if (umcg_idle_fd_init(&g->idle_fd))
+			return -1;
+		/* fall through */
+	case UMCG_IDLE_STACK:
+	case UMCG_IDLE_TID_WORD:
+		g->design = design;
+		return 0;
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+UMCG_EXPORT void umcg_idle_group_destroy(struct umcg_idle_group *g)
+{
+	if (g->design == UMCG_IDLE_EVENTFD)
+		umcg_idle_fd_destroy(&g->idle_fd);
+}
+
+UMCG_EXPORT void umcg_idle_group_worker_init(struct umcg_idle_group *g, struct umcg_task *w)
+{
+	w->idle_workers_ptr = (uint64_t)(uintptr_t)&g->idle_workers;
+	w->idle_servers_ptr = 0;
+	w->idle_server_tid_ptr = 0;
+	w->idle_fd_ptr = 0;
+	switch (g->design) {
+	case UMCG_IDLE_STACK:
+		w->idle_servers_ptr = (uint64_t)(uintptr_t)&g->idle_servers;
+		break;
+	case UMCG_IDLE_TID_WORD:
+		w->idle_server_tid_ptr = (uint64_t)(uintptr_t)&g->idle_server_tid;
+		break;
+	case UMCG_IDLE_EVENTFD:
+		w->idle_fd_ptr = (uint64_t)(uintptr_t)&g->idle_fd;
+		break;
+	}
+}
+
+static const char *const design_names[] = {"stack", "eventfd", "tid"};
+
+UMCG_EXPORT const char *umcg_idle_design_name(enum umcg_idle_design d)
+{
+	return (unsigned)d < 3 ? design_names[d] : NULL;
+}
+
+UMCG_EXPORT int umcg_idle_design_parse(const char *name, enum umcg_idle_design *out)
+{
+	for (unsigned i = 0; i < 3; i++)
+		if (name && !strcmp(name, design_names[i])) {
+			*out = (enum umcg_idle_design)i;
+			return 0;
+		}
+	errno = EINVAL;
+	return -1;
+}

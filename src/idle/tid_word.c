@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tid_word.c - the v0.4 idle-server design: one word holds the tid of one
+ * idle server (struct umcg_task::idle_server_tid_ptr).
+ *
+ * Protocol:
+ *   server  state = IDLE; CAS word 0 -> own tid (seq_cst; if it fails
+ *           another server is published: wait behind it, see below);
+ *           re-check the idle-workers list; if work: withdraw (CAS own tid
+ *           -> 0; if that fails a waker took us and will make us RUNNING);
+ *           else umcg_wait().
+ *   waker   (libumcg at a wake point) append (seq_cst); exchange the
+ *           word with 0 (v0.5+ used xchg; v0.4 a CAS of the same effect);
+ *           a non-zero tid is woken like a popped stack server (IDLE ->
+ *           RUNNING, ttwu).
+ *   Store-load on both sides as for the other designs (umcg_idle.h).
+ *
+ * The word holds one server, so a second idle server cannot be reached by
+ * the waker (the race PeterZ pointed out). User space must chain: servers
+ * that find the word taken wait behind it (the example scheduler keeps them
+ * on an idle-servers stack that only user space pops), and a server woken
+ * through the word wakes the next waiting server before it runs anything,
+ * so that one can publish itself (or find work). docs/spin.md has the
+ * model that shows the lost second wake-up without chaining, and that the
+ * rule closes it.
+ */
+#include "idle/idle.h"
+#include "kern/kern.h"
+#include "umcg_idle.h"
+
+UMCG_EXPORT bool umcg_idle_tid_publish(uint32_t *word, uint32_t tid)
+{
+	uint32_t expected = 0;
+	return __atomic_compare_exchange_n(word, &expected, tid, false, __ATOMIC_SEQ_CST,
+					   __ATOMIC_SEQ_CST);
+}
+
+UMCG_EXPORT bool umcg_idle_tid_withdraw(uint32_t *word, uint32_t tid)
+{
+	uint32_t expected = tid;
+	return __atomic_compare_exchange_n(word, &expected, 0, false, __ATOMIC_ACQ_REL,
+					   __ATOMIC_RELAXED);
+}
+
+bool umcg__idle_tid_wake(uint64_t ptr)
+{
+	uint32_t *word = (uint32_t *)(uintptr_t)ptr;
+	/* cheap check first: no RMW (no cache-line steal) when nobody is published */
+	if (!__atomic_load_n(word, __ATOMIC_SEQ_CST))
+		return false;
+	uint32_t tid = __atomic_exchange_n(word, 0, __ATOMIC_SEQ_CST);
+	if (!tid)
+		return false;
+	umcg__wake_server(tid, true);
+	return true;
+}

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctl.c - umcg_ctl(): registration (T1, T2), unregistration (T10),
+ * thread exit (T11). fork (T12) is handled in registry.c.
+ *
+ * Validation order (spec 6.1), with our documented deviations marked (*):
+ *   1. flags == UNREGISTER: self must be NULL and the caller registered,
+ *      else EINVAL; unregister; 0.
+ *   2. REGISTER missing, or other bits than WORKER -> EINVAL.
+ *   3. already registered -> EINVAL.
+ *   4. copy the 64 bytes of *self -> EFAULT (NULL or unreadable).
+ *   4b.(*) self not 64-byte aligned -> EINVAL (v0.3 had no check; our
+ *      atomics and the ABI need natural alignment; PeterZ's v2 checks it).
+ *   5. api_version != 1 -> return 1 (the highest supported version).
+ *   6. server_tid or next_tid non-zero -> EINVAL.
+ *   7. worker: state must be exactly IDLE -> else EINVAL;
+ *      (*) idle_workers_ptr == 0 -> EINVAL (v0.3 killed the worker at its
+ *      first wake point; the header documents the field as required).
+ *      Then T2: queue as idle, wake an idle server, sleep until RUNNING.
+ *   8. server: state must be exactly RUNNING -> else EINVAL.
+ *   (*) out of memory for the task record -> ENOMEM.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "kern/kern.h"
+
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+static void unregister(struct umcg_ktask *k, bool exiting)
+{
+	uint32_t tid = atomic_load_explicit(&k->tid, memory_order_relaxed);
+	umcg__registry_remove(tid);
+	if (!exiting)
+		umcg__unpin(k); /* give the thread back its own affinity */
+	umcg__set_current(NULL);
+	umcg__ktask_free(k);
+}
+
+/* T11: a registered thread exits: forget it; its server is not woken. */
+static void on_thread_exit(void *p)
+{
+	struct umcg_ktask *k = p;
+	if (k && umcg__current() == k)
+		unregister(k, true);
+}
+
+static void make_exit_key(void)
+{
+	pthread_key_create(&exit_key, on_thread_exit);
+}
+
+/* Copy *self like copy_from_user: EFAULT instead of SIGSEGV on a bad pointer. */
+static int copy_from_user(struct umcg_task *dst, const struct umcg_task *src)
+{
+	if (!src)
+		return -EFAULT;
+	struct iovec local = {dst, sizeof *dst};
+	struct iovec remote = {(void *)(uintptr_t)src, sizeof *src};
+	ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	if (n == (ssize_t)sizeof *dst)
+		return 0;
+	if (n >= 0 || errno == EFAULT)
+		return -EFAULT;
+	/* process_vm_readv unavailable (seccomp, old kernel): trust the pointer */
+	memcpy(dst, src, sizeof *dst);
+	return 0;
+}
+
+static int do_register(uint32_t flags, struct umcg_task *self)
+{
+	struct umcg_task copy;
+	bool worker = flags & UMCG_CTL_WORKER;
+	int r = copy_from_user(&copy, self);
+	if (r)
+		return r;
+	if ((uintptr_t)self % _Alignof(struct umcg_task))
+		return -EINVAL;
+	if (copy.api_version != UMCG_API_VERSION)
+		return UMCG_API_VERSION;
+	if (copy.server_tid || copy.next_tid)
+		return -EINVAL;
+	if (worker && (copy.state != UMCG_TASK_IDLE || !copy.idle_workers_ptr))
+		return -EINVAL;
+	if (!worker && copy.state != UMCG_TASK_RUNNING)
+		return -EINVAL;
+
+	struct umcg_ktask *k = umcg__ktask_alloc();
+	if (!k)
+		return -ENOMEM;
+	uint32_t tid = umcg__gettid();
+	k->worker = worker;
+	atomic_store_explicit(&k->pinned_cpu, -1, memory_order_relaxed);
+	atomic_store_explicit(&k->sleeping, 0, memory_order_relaxed);
+	if (sched_getaffinity(0, sizeof k->allowed, &k->allowed))
+		CPU_ZERO(&k->allowed); /* no placement hints for this task */
+	atomic_store_explicit(&k->tid, tid, memory_order_relaxed);
+	atomic_store_explicit(&k->self, self, memory_order_relaxed);
+	if (umcg__registry_insert(tid, k)) { /* release: publishes the fields above */
+		umcg__ktask_free(k);
+		return -ENOMEM;
+	}
+	umcg__set_current(k);
+	pthread_once(&exit_key_once, make_exit_key);
+	pthread_setspecific(exit_key, k);
+
+	if (worker)
+		umcg__wake_point(k); /* T2: queue, wake an idle server, wait to run */
+	return 0;
+}
+
+UMCG_EXPORT int umcg_ctl(uint32_t flags, struct umcg_task *self)
+{
+	struct umcg_ktask *cur = umcg__current();
+	int r;
+	if (flags == UMCG_CTL_UNREGISTER) {
+		if (self || !cur) {
+			r = -EINVAL;
+		} else {
+			pthread_setspecific(exit_key, NULL);
+			unregister(cur, false);
+			r = 0;
+		}
+	} else if (!(flags & UMCG_CTL_REGISTER) ||
+		   (flags & ~UMCG_CTL_REGISTER) & ~UMCG_CTL_WORKER) {
+		r = -EINVAL;
+	} else if (cur) {
+		r = -EINVAL;
+	} else {
+		r = do_register(flags, self);
+	}
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	return r;
+}
+
+UMCG_EXPORT struct umcg_task *umcg_self(void)
+{
+	struct umcg_ktask *k = umcg__current();
+	return k ? atomic_load_explicit(&k->self, memory_order_relaxed) : NULL;
+}

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kern.h - libumcg's emulation of the kernel side of UMCG v0.3.
+ *
+ * The kernel keeps, per UMCG task, the user pointer to struct umcg_task
+ * and a "this is a worker" flag; everything else is in user memory. We do
+ * the same in struct umcg_ktask (our task_struct), plus what the kernel
+ * gets for free from the scheduler: a way to put the task to sleep and to
+ * wake it ("ttwu"), and its placement.
+ *
+ * Sleep/wake ("ttwu") protocol, per ktask:
+ *   - the sleeper (only ever the task itself) publishes sleeping = 1,
+ *     reads wake_seq, re-reads its ABI state word, and FUTEX_WAITs on
+ *     wake_seq with the value it read, unless the state already says
+ *     RUNNING;
+ *   - a waker first writes the target's state (that is the caller's job,
+ *     as with the real syscalls), then increments wake_seq and, if the
+ *     target may be sleeping, FUTEX_WAKEs it.
+ *   Orderings: the increment is a seq_cst RMW and the sleeper's store of
+ *   `sleeping` and load of wake_seq are seq_cst, so either the waker sees
+ *   sleeping == 1 (and issues the futex wake), or the sleeper's load of
+ *   wake_seq already returns the increment; in that case it also sees the
+ *   state written before it (the RMW is a release, the load an acquire),
+ *   or its FUTEX_WAIT fails with EAGAIN because wake_seq moved. A wake is
+ *   never lost; spurious wake-ups only cause a re-check.
+ *   The futex word is in library memory, never in user memory: a stale
+ *   waker can only cause a spurious wake, never touch freed user memory.
+ *
+ * Lifetime: ktasks are type-stable. They are allocated from a pool and
+ * never freed, only recycled, so a tid lookup that races with unregister
+ * returns a ktask that is still valid memory (at worst recycled: a
+ * spurious wake-up, which every sleeper tolerates). Lookups compare the
+ * ktask's tid after loading it. Like the v0.3 kernel, we cannot make the
+ * *user* struct of a task that unregisters concurrently safe to touch;
+ * user space must not free a struct before its thread unregistered and
+ * its peers stopped naming its tid.
+ */
+#ifndef UMCG_KERN_H
+#define UMCG_KERN_H
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "umcg.h"
+
+#ifdef UMCG_BUILD_SHARED
+#define UMCG_EXPORT __attribute__((visibility("default")))
+#else
+#define UMCG_EXPORT
+#endif
+
+struct umcg_ktask {
+	/* The registered struct; NULL while the ktask is free. */
+	_Atomic(struct umcg_task *) self;
+	/* Kernel tid of the owner; written before publication in the registry. */
+	_Atomic uint32_t tid;
+	bool worker;
+	/* futex word of the sleep/wake protocol above */
+	_Atomic uint32_t wake_seq;
+	_Atomic uint32_t sleeping;
+	/* Placement: the CPU we pinned the task to, or -1 (not pinned by us). */
+	_Atomic int pinned_cpu;
+	/* Affinity of the thread at registration: the "allowed" CPUs. */
+	cpu_set_t allowed;
+	/* Pool free-list link. */
+	struct umcg_ktask *free_next;
+};
+
+/* ---- registry (registry.c) --------------------------------------------- */
+struct umcg_ktask *umcg__ktask_alloc(void);
+void umcg__ktask_free(struct umcg_ktask *k);
+/* Publish k under tid / withdraw it. */
+int umcg__registry_insert(uint32_t tid, struct umcg_ktask *k);
+void umcg__registry_remove(uint32_t tid);
+/* The registered ktask of tid, or NULL. */
+struct umcg_ktask *umcg__registry_lookup(uint32_t tid);
+/* The calling thread's ktask, or NULL. */
+struct umcg_ktask *umcg__current(void);
+void umcg__set_current(struct umcg_ktask *k);
+
+/* ---- scheduling primitives (sched.c) ----------------------------------- */
+/* ttwu: wake k; with current_cpu, place it on the caller's CPU if allowed. */
+void umcg__ttwu(struct umcg_ktask *k, bool current_cpu);
+/*
+ * The idle loop of spec 5.2: sleep until k's state low byte is RUNNING.
+ * Returns 0, -EINTR (only if interruptible) or -ETIMEDOUT.
+ */
+int umcg__idle_loop(struct umcg_ktask *k, uint64_t abs_timeout, bool interruptible);
+/* Undo our pinning of k (restore its registration-time affinity). */
+void umcg__unpin(struct umcg_ktask *k);
+extern _Atomic int umcg__current_cpu_hint;
+
+/* ---- block and wake points (hooks.c) ----------------------------------- */
+/* T6: k (a worker) is about to block. 1 if it became BLOCKED. */
+int umcg__block_point(struct umcg_ktask *k);
+/* T7: k (a worker, the caller itself) returned from a sleep. 1 if it parked. */
+int umcg__wake_point(struct umcg_ktask *k);
+/* Wake the server named by tid as the kernel does (IDLE -> RUNNING + ttwu). */
+void umcg__wake_server(uint32_t server_tid, bool current_cpu);
+/* The same for user-space helpers: false (no kill) if tid is not a UMCG task. */
+bool umcg__try_wake_server(uint32_t server_tid, bool current_cpu);
+/*
+ * The part of T7 after the (seq_cst) append: wake one idle server
+ * through t's mechanisms (stack, tid word, eventfd; umcg_idle.h). Exposed
+ * for tests, which drive the waker's side with unregistered dummy workers.
+ */
+void umcg__wake_idle_server(struct umcg_task *t);
+
+/* ---- misc (util) ------------------------------------------------------- */
+uint32_t umcg__gettid(void);
+/* "The kernel kills the task": diagnostic on stderr, then SIGSEGV. */
+__attribute__((noreturn)) void umcg__die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* ABI word accessors (user memory, accessed with __atomic builtins). */
+static inline uint32_t umcg__load_u32(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline uint64_t umcg__load_u64(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+#endif

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sched.c - what the kernel's scheduler gives UMCG for free: sleep until
+ * RUNNING (the idle loop, spec 5.2), wake a task (ttwu), and the
+ * WF_CURRENT_CPU placement hint. The sleep/wake protocol and its memory
+ * ordering are described in kern.h.
+ *
+ * Placement (WF_CURRENT_CPU): the v0.3 kernel places a task woken by a
+ * context switch on the waker's CPU, "if allowed". User space cannot pick
+ * the CPU of a single wake-up, so we move the wakee with
+ * sched_setaffinity(tid, {waker's CPU}) before waking it, if that CPU is in
+ * the wakee's registration-time affinity. The wakee then stays there until
+ * another hinted wake moves it, or a wake without the hint restores its
+ * registration-time affinity (umcg__unpin). A task is only moved when the
+ * CPU differs from where we last pinned it, so a worker that keeps being
+ * switched to by a server on the same CPU costs nothing extra.
+ *
+ * Only workers are moved. The kernel's placement was one-shot (the load
+ * balancer could move the task again); ours is sticky, and servers stand
+ * for CPUs: moving a server to a waking worker's CPU and leaving it there
+ * would let all servers pile up on one CPU. Workers follow the server that
+ * runs them, which is what the hint is for; servers stay where the
+ * application (or the kernel) put them.
+ * UMCG_TUNE_CURRENT_CPU_HINT=0 turns this off (bench/ measures both).
+ */
+#include <errno.h>
+#include <sched.h>
+
+#include "kern/kern.h"
+#include "util/util.h"
+
+_Atomic int umcg__current_cpu_hint = 1;
+
+UMCG_EXPORT int umcg_tune(enum umcg_tunable what, long value)
+{
+	switch (what) {
+	case UMCG_TUNE_CURRENT_CPU_HINT:
+		if (value != 0 && value != 1)
+			break;
+		atomic_store_explicit(&umcg__current_cpu_hint, (int)value, memory_order_relaxed);
+		return 0;
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+static void place_on_current_cpu(struct umcg_ktask *k)
+{
+	int cpu = sched_getcpu(); /* vDSO / rseq: no syscall */
+	if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &k->allowed))
+		return;
+	if (atomic_load_explicit(&k->pinned_cpu, memory_order_relaxed) == cpu)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	/* Failure (thread gone, cpuset changed) only loses the hint. */
+	if (sched_setaffinity((pid_t)atomic_load_explicit(&k->tid, memory_order_relaxed),
+			      sizeof set, &set) == 0)
+		atomic_store_explicit(&k->pinned_cpu, cpu, memory_order_relaxed);
+}
+
+void umcg__unpin(struct umcg_ktask *k)
+{
+	if (atomic_exchange_explicit(&k->pinned_cpu, -1, memory_order_relaxed) < 0)
+		return;
+	sched_setaffinity((pid_t)atomic_load_explicit(&k->tid, memory_order_relaxed),
+			  sizeof k->allowed, &k->allowed);
+}
+
+void umcg__ttwu(struct umcg_ktask *k, bool current_cpu)
+{
+	if (atomic_load_explicit(&umcg__current_cpu_hint, memory_order_relaxed)) {
+		if (current_cpu && k->worker)
+			place_on_current_cpu(k);
+		else
+			umcg__unpin(k);
+	}
+	/* seq_cst RMW, then seq_cst load of `sleeping`: see kern.h. */
+	atomic_fetch_add_explicit(&k->wake_seq, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&k->sleeping, memory_order_seq_cst))
+		umcg__futex_wake(&k->wake_seq, 1);
+}
+
+int umcg__idle_loop(struct umcg_ktask *k, uint64_t abs_timeout, bool interruptible)
+{
+	struct umcg_task *self = atomic_load_explicit(&k->self, memory_order_relaxed);
+	int ret = 0;
+	for (;;) {
+		atomic_store_explicit(&k->sleeping, 1, memory_order_seq_cst);
+		uint32_t seq = atomic_load_explicit(&k->wake_seq, memory_order_seq_cst);
+		uint32_t st = umcg__load_u32(&self->state);
+		if ((st & UMCG_TF_STATE_MASK) == UMCG_TASK_RUNNING)
+			break;
+		int r = umcg__futex_wait(&k->wake_seq, seq, abs_timeout);
+		if (r == -ETIMEDOUT) {
+			/* A wake that raced the deadline wins. */
+			st = umcg__load_u32(&self->state);
+			if ((st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING)
+				ret = -ETIMEDOUT;
+			break;
+		}
+		if (r == -EINTR && interruptible) {
+			ret = -EINTR;
+			break;
+		}
+		/* 0, EAGAIN (wake_seq moved), EINTR when not interruptible: re-check */
+	}
+	atomic_store_explicit(&k->sleeping, 0, memory_order_relaxed);
+	return ret;
+}
