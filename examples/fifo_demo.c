@@ -28,11 +28,13 @@
  *      Re-point each worker (umcg_idle_workers_next) before it runs.
  *   3. An idle server pushes itself on the idle-servers stack, executes a
  *      full (seq_cst) fence, and only then re-checks for work. This pairs
- *      with the fence libumcg executes between queueing a woken worker
- *      and popping an idle server (a store-load "Dekker" pattern): either
- *      the worker's pop finds the server, or the server's re-check finds
- *      the worker. Without the fence, a worker can sit on the list while
- *      every server sleeps.
+ *      with libumcg's wake point, which queues the woken worker and then
+ *      looks for an idle server with sequentially consistent operations (a
+ *      store-load "Dekker" pattern): either the worker's pop finds the
+ *      server, or the server's re-check finds the worker. Without this
+ *      order a worker can sit on the list while every server sleeps.
+ *      (libumcg's push and umcg_idle_workers_empty() are seq_cst already;
+ *      the explicit fence also covers this scheduler's own run queue.)
  *   4. Whoever pops a server from the idle-servers stack owns its wake-up:
  *      it must CAS the server IDLE -> RUNNING and wake it. A server whose
  *      own umcg_idle_servers_remove() fails was popped, so it must wait
@@ -76,11 +78,11 @@
 #include "umcg_wrap.h"
 
 /*
- * GCC refuses atomic_thread_fence() under -fsanitize=thread (-Wtsan:
+ * GCC warns about atomic_thread_fence() under -fsanitize=thread (-Wtsan:
  * ThreadSanitizer does not model fences). The seq_cst fences below are
- * required by the protocol (RULE 3), and nothing the demo shares relies on
- * them for ordering data that TSan checks (that is all release/acquire),
- * so keep them and silence the warning in TSan builds only.
+ * part of the protocol (RULE 3) and order no data that TSan checks (the
+ * data the threads hand over is all published with release/acquire), so
+ * keep them and silence the warning in TSan builds only.
  */
 #if defined(__SANITIZE_THREAD__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wtsan"
@@ -90,16 +92,16 @@
 
 /* ---- configuration ------------------------------------------------------- */
 
-static int nr_servers;             /* -s */
-static int nr_workers = 64;        /* -w */
-static long nr_ops = 200;          /* -n */
-static long compute_us = 50;       /* -c */
-static long sleep_us = 300;        /* -u */
-static bool pin_servers;           /* -p */
-static bool no_cpu_hint;           /* -H */
-static long watchdog_s = 20;       /* -t */
-static int nr_cpus;                /* CPUs we may run on */
-static int cpu_list[CPU_SETSIZE];  /* their ids */
+static int nr_servers;		  /* -s */
+static int nr_workers = 64;	  /* -w */
+static long nr_ops = 200;	  /* -n */
+static long compute_us = 50;	  /* -c */
+static long sleep_us = 300;	  /* -u */
+static bool pin_servers;	  /* -p */
+static bool no_cpu_hint;	  /* -H */
+static long watchdog_s = 20;	  /* -t */
+static int nr_cpus;		  /* CPUs we may run on */
+static int cpu_list[CPU_SETSIZE]; /* their ids */
 
 enum { NR_PIPES = 8 };
 static int pipes[NR_PIPES][2];
@@ -127,17 +129,17 @@ struct server {
 	struct umcg_task task; /* the ABI struct (first member, 64-byte aligned) */
 	uint32_t tid;
 	int idx;
-	int cpu;                     /* -p: the CPU it is pinned to, else -1 */
-	_Atomic int wake_reason;     /* enum wake_reason, see server_idle() */
+	int cpu;				  /* -p: the CPU it is pinned to, else -1 */
+	_Atomic int wake_reason;		  /* enum wake_reason, see server_idle() */
 	_Atomic(struct worker *) finished_worker; /* set by a worker that exits, RULE 7 */
-	_Atomic int exited;          /* for the watchdog */
+	_Atomic int exited;			  /* for the watchdog */
 	/* counters, written only by the server thread, read after join */
-	long runs;          /* switches to a worker */
-	long iwl_taken;     /* workers taken from the idle-workers list */
-	long idle_sleeps;   /* umcg_wait() calls while idle */
-	long woken[3];      /* by enum wake_reason */
-	long kicks;         /* idle servers this server woke */
-	long finishes;      /* workers that finished while run by this server */
+	long runs;	  /* switches to a worker */
+	long iwl_taken;	  /* workers taken from the idle-workers list */
+	long idle_sleeps; /* umcg_wait() calls while idle */
+	long woken[3];	  /* by enum wake_reason */
+	long kicks;	  /* idle servers this server woke */
+	long finishes;	  /* workers that finished while run by this server */
 	long errors;
 	pthread_t thread;
 } __attribute__((aligned(64)));
@@ -145,13 +147,13 @@ struct server {
 /* A worker: one application thread. */
 struct worker {
 	struct umcg_task task;
-	uint32_t tid;                /* written before registration */
+	uint32_t tid; /* written before registration */
 	int idx;
-	struct server *server;       /* the server running it (user bookkeeping) */
-	struct worker *rq_next;      /* run queue link */
+	struct server *server;	/* the server running it (user bookkeeping) */
+	struct worker *rq_next; /* run queue link */
 	_Atomic int finished;
-	_Atomic long ops;            /* completed operations (read by the watchdog) */
-	long blocks;                 /* wrapper calls = block-point transitions */
+	_Atomic long ops; /* completed operations (read by the watchdog) */
+	long blocks;	  /* wrapper calls = block-point transitions */
 	long errors;
 	pthread_t thread;
 } __attribute__((aligned(64)));
@@ -165,7 +167,7 @@ static struct worker *rq_head, *rq_tail;
 static _Atomic long rq_len; /* written under rq_lock, read without it */
 
 static _Atomic int nr_finished; /* workers that completed all their ops */
-static _Atomic int done;        /* set once, by the server that sees the last one */
+static _Atomic int done;	/* set once, by the server that sees the last one */
 static _Atomic int nr_failures;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -371,8 +373,8 @@ static void run_worker(struct server *s, struct worker *w)
 	 * (finished_worker, set before it woke us: the acquire load of our
 	 * state in umcg_wait makes it visible).
 	 */
-	struct worker *fw = atomic_exchange_explicit(&s->finished_worker, NULL,
-						     memory_order_acquire);
+	struct worker *fw =
+	    atomic_exchange_explicit(&s->finished_worker, NULL, memory_order_acquire);
 	if (fw) {
 		if (fw != w)
 			fatal("server %d: worker %d finished while %d was run", s->idx, fw->idx,
@@ -657,15 +659,32 @@ int main(int argc, char **argv)
 	int opt;
 	while ((opt = getopt(argc, argv, "s:w:n:c:u:pHt:h")) != -1) {
 		switch (opt) {
-		case 's': nr_servers = (int)parse_num(optarg, 1, 1024, argv[0]); break;
-		case 'w': nr_workers = (int)parse_num(optarg, 1, 100000, argv[0]); break;
-		case 'n': nr_ops = parse_num(optarg, 1, 100000000, argv[0]); break;
-		case 'c': compute_us = parse_num(optarg, 0, 1000000, argv[0]); break;
-		case 'u': sleep_us = parse_num(optarg, 0, 1000000, argv[0]); break;
-		case 'p': pin_servers = true; break;
-		case 'H': no_cpu_hint = true; break;
-		case 't': watchdog_s = parse_num(optarg, 1, 3600, argv[0]); break;
-		default: usage(argv[0]);
+		case 's':
+			nr_servers = (int)parse_num(optarg, 1, 1024, argv[0]);
+			break;
+		case 'w':
+			nr_workers = (int)parse_num(optarg, 1, 100000, argv[0]);
+			break;
+		case 'n':
+			nr_ops = parse_num(optarg, 1, 100000000, argv[0]);
+			break;
+		case 'c':
+			compute_us = parse_num(optarg, 0, 1000000, argv[0]);
+			break;
+		case 'u':
+			sleep_us = parse_num(optarg, 0, 1000000, argv[0]);
+			break;
+		case 'p':
+			pin_servers = true;
+			break;
+		case 'H':
+			no_cpu_hint = true;
+			break;
+		case 't':
+			watchdog_s = parse_num(optarg, 1, 3600, argv[0]);
+			break;
+		default:
+			usage(argv[0]);
 		}
 	}
 	if (optind != argc)
@@ -765,8 +784,8 @@ int main(int argc, char **argv)
 	if (ops != M * K)
 		fail("total ops %ld, expected %ld", ops, M * K);
 	if (finished != M || finishes != M)
-		fail("finished workers %d (seen by servers %ld), expected %ld", finished,
-		     finishes, M);
+		fail("finished workers %d (seen by servers %ld), expected %ld", finished, finishes,
+		     M);
 	/* Every wrapper call is one block (T6) and one trip through the list (T7). */
 	if (blocks != 3 * M * K)
 		fail("blocks %ld, expected %ld", blocks, 3 * M * K);

@@ -167,6 +167,9 @@ int umcg_wait(uint32_t flags, uint64_t abs_timeout);
  * RUNNING, unlocked worker, it becomes BLOCKED and its server (server_tid)
  * is made RUNNING and woken on this CPU. Returns 1 if the transition was
  * made, 0 if nothing had to be done (not a worker, LOCKED, not RUNNING).
+ * Calls pair with umcg_wake_point(); a pair nested inside another (a
+ * signal handler that blocks while the worker is blocked or parked) does
+ * nothing: the worker is already accounted for.
  * Never fails; a broken contract (see umcg(7)) kills the process with
  * SIGSEGV, as the kernel kills the task.
  */

@@ -19,7 +19,7 @@
  * after every concurrent pop that might still be looking at them has
  * finished (a grace period), so the nodes can then be reused or freed.
  * That grace period is how libumcg closes the reclamation race found in
- * the v0.3 review (see docs/lists.md).
+ * the v0.3 review (docs/design.md, docs/spin.md).
  *
  * All calls are thread-safe unless noted; none of them sleeps, except
  * umcg_idle_servers_gc() which may wait for concurrent pops.
@@ -76,9 +76,19 @@ void umcg_idle_servers_push(uint64_t *head, struct umcg_task *server);
 /*
  * Pop one idle server: mark the first unmarked node deleted and return its
  * task, or NULL if there is none within nr_cpu_ids*2 nodes. This is the
- * kernel's pop; the caller must then make the server RUNNING and wake it.
+ * kernel's pop; the caller must then make the server RUNNING and wake it
+ * (see umcg_idle_servers_wake() for why doing both in one call is safer).
  */
 struct umcg_task *umcg_idle_servers_pop(uint64_t *head);
+
+/*
+ * Pop one idle server and wake it (make it RUNNING, ttwu), as libumcg does
+ * at a wake point; returns it, or NULL if none. Prefer this to pop + your
+ * own wake-up: the whole wake-up runs inside the list's read section, so
+ * a server that timed out and GCs its node cannot be woken late, in the
+ * middle of its next context switch. The caller need not be a UMCG task.
+ */
+struct umcg_task *umcg_idle_servers_wake(uint64_t *head);
 
 /*
  * Mark @server's own node deleted if nobody popped it yet. Returns true if
@@ -98,8 +108,11 @@ bool umcg_idle_servers_empty(const uint64_t *head);
  * Unlink every node that is marked deleted. One GC runs at a time per
  * process (callers serialise on an internal mutex); it is safe against
  * concurrent push, pop and remove. When it returns, the unlinked nodes
- * are no longer referenced by any pop, and @unlinked (if not NULL) has been
- * called once for each unlinked server. Returns the number unlinked.
+ * are no longer referenced by any pop, every wake-up that followed a pop of
+ * them has completed, and @unlinked (if not NULL) has been called once for
+ * each unlinked server. Every node that was marked when the call started is
+ * unlinked when it returns (by this call or an earlier one). Returns the
+ * number this call unlinked.
  */
 size_t umcg_idle_servers_gc(uint64_t *head, void (*unlinked)(struct umcg_task *server, void *arg),
 			    void *arg);

@@ -65,7 +65,7 @@ int umcg_epoll_pwait(int epfd, struct epoll_event *events, int maxevents, int ti
 int umcg_nanosleep(const struct timespec *req, struct timespec *rem);
 int umcg_clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
 			 struct timespec *rem);
-int umcg_usleep(useconds_t usec);
+int umcg_usleep(unsigned int usec); /* usleep(3): useconds_t is unsigned int */
 unsigned int umcg_sleep(unsigned int seconds);
 
 int umcg_fsync(int fd);

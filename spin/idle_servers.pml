@@ -11,10 +11,11 @@
  *             for pops; must show the review's reclamation race.
  *
  * The pop's caller (hooks.c wake_idle_server) and the server's idle
- * protocol (notes: push, remove or wait, "if not deleted: remove", gc):
+ * protocol (src/idle/group.c wait_stack + settle_stack):
  *   WAKE=1    the popper then wakes the popped server as T7 does: loads
  *             s->server_tid and CASes s->state IDLE -> RUNNING; the server
- *             runs the idle protocol (remove, or wait until RUNNING).
+ *             runs wait_stack (sleep until RUNNING, then remove or wait
+ *             until RUNNING, then gc).
  *   TIMEOUT=1 the server's wait may time out (server_timeout_restore).
  *   SECTION=0 the wake runs after read_unlock (hooks.c today);
  *   SECTION=1 the wake runs inside the read-side section (proposed fix).
@@ -312,10 +313,9 @@ inline restore()
 /*
  * A server: CYCLES rounds, then it frees its node (unregister + free: the
  * last "reuse"). A round, WAKE=0: push; remove (or find itself popped);
- * gc. WAKE=1, the idle protocol of docs/spin.md: state = IDLE; push; then
- * either (idle workers queued) remove: marked by us -> restore RUNNING, else
- * wait until the popper made us RUNNING; or (none queued) wait until
- * RUNNING or (TIMEOUT) time out, then "if not deleted: remove". Then gc.
+ * gc. WAKE=1: src/idle/group.c wait_stack(): set_idle; push; if no idle
+ * worker is queued, umcg_wait(0, timeout); then settle_stack(): remove ->
+ * restore_running, or (popped) wait_until_running; gc.
  */
 proctype Server(byte me)
 {
@@ -324,33 +324,29 @@ proctype Server(byte me)
 	do
 	:: c < CYCLES ->
 #if WAKE
-		state[me] = IDLE;
+		state[me] = IDLE;			/* set_idle() */
 #endif
 		push();
 #if WAKE
 		if
-		:: remove();
-		   if
-		   :: rm -> restore()
-		   :: else -> (state[me] == RUNNING)	/* umcg_wait(0, 0) */
-		   fi
-		:: skip;			/* no idle worker queued */
-end_wait:	   if				/* umcg_wait(0, timeout) */
-		   :: state[me] == RUNNING		/* woken by a popper */
+		:: skip				/* idle workers queued: no sleep */
+		:: skip;			/* none: umcg_wait(0, abs_timeout) */
+end_wait:	   if
+		   :: state[me] == RUNNING		/* a popper woke us */
 #if TIMEOUT
-		   :: restore()				/* ETIMEDOUT (or 0) */
+		   :: restore()				/* ETIMEDOUT: back to RUNNING */
 #endif
-		   fi;
-		   if
-		   :: !(w[me] & DEL) -> remove()	/* "if not deleted" */
-		   :: else
 		   fi
 		fi;
-		rm = 0;
+		remove();				/* settle_stack() */
+		if
+		:: rm -> restore()			/* restore_running() */
+		:: else -> (state[me] == RUNNING)	/* wait_until_running() */
+		fi;
 #else
 		remove();
-		rm = 0;
 #endif
+		rm = 0;
 		gc();
 		assert(!linked[me]);	/* gc() unlinked our marked node */
 		c++

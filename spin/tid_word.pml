@@ -41,6 +41,11 @@
 #ifndef WITHDRAW_PROMOTES
 #define WITHDRAW_PROMOTES 1
 #endif
+/* BEHIND_TAKES=1: a server woken from behind goes for work at once (takes
+ * a worker if one is queued) instead of re-running the idle protocol. */
+#ifndef BEHIND_TAKES
+#define BEHIND_TAKES 0
+#endif
 #ifndef NW
 #define NW 2
 #endif
@@ -159,6 +164,9 @@ end_unarmed:
 		fi;
 end_parked:
 		(state[me] == RUNNING);		/* promoted */
+#if BEHIND_TAKES
+		goto nopromote;
+#endif
 		goto top			/* re-run the idle protocol: re-arm */
 #endif
 	fi;

@@ -11,12 +11,14 @@
 #include "harness.h"
 #include "umcg_lists.h"
 
-#define ST_LOW(st) ((st) & UMCG_TF_STATE_MASK)
+#define ST_LOW(st) ((st)&UMCG_TF_STATE_MASK)
 
 /*
- * The seq_cst fence of the idle protocol. gcc's -Wtsan rejects fences under
- * -fsanitize=thread (TSan does not model them; that only matters for
- * happens-before, and all the words involved are atomics).
+ * The seq_cst fence of the idle protocol (context: push own node, fence,
+ * re-check the idle-workers list). libumcg's push and empty() are seq_cst
+ * operations themselves, which is what ThreadSanitizer sees; the fence keeps
+ * this code correct without relying on that. gcc's -Wtsan rejects fences
+ * under -fsanitize=thread, hence the pragma.
  */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
 #pragma GCC diagnostic push
@@ -85,18 +87,17 @@ static void *worker_main(void *arg)
 {
 	struct su_worker *w = arg;
 	struct su_group *g = w->g;
+	memset(&w->task, 0, sizeof w->task); /* no other mechanism, no stale words */
 	w->task.state = UMCG_TASK_IDLE;
 	w->task.api_version = UMCG_API_VERSION;
-	w->task.server_tid = 0;
-	w->task.next_tid = 0;
 	w->task.idle_workers_ptr = (uint64_t)(uintptr_t)&g->iwl;
 	w->task.idle_servers_ptr = g->no_isl ? 0 : (uint64_t)(uintptr_t)&g->isl;
 	atomic_store(&w->tid, umcg_gettid());
 	/* queued on g->iwl, returns once a server made us RUNNING */
 	int r = umcg_ctl(UMCG_CTL_REGISTER | UMCG_CTL_WORKER, &w->task);
 	if (r != 0)
-		th_fail(__FILE__, __LINE__, "worker %ld: register returned %d (errno %d)", w->id,
-			r, errno);
+		th_fail(__FILE__, __LINE__, "worker %ld: register returned %d (errno %d)", w->id, r,
+			errno);
 	atomic_fetch_add(&g->registered, 1);
 	if (!su_check_running(w))
 		th_fail(__FILE__, __LINE__, "worker %ld: not running after register (state %#x)",
@@ -207,7 +208,7 @@ void su_switch_to(struct su_worker *w, struct su_worker *to)
 	atomic_store(&to->server, s);
 	if (s)
 		atomic_store(&s->current, to);
-	to->task.server_tid = w->task.server_tid;
+	__atomic_store_n(&to->task.server_tid, w->task.server_tid, __ATOMIC_RELAXED);
 	w->task.next_tid = su_worker_tid(to);
 	umcg_state_store(&to->task, UMCG_TASK_RUNNING); /* unlock */
 	int r = umcg_wait(0, 0);
@@ -361,11 +362,12 @@ enum su_idle_result su_server_idle(struct su_server *s, uint64_t abs_timeout)
 
 void su_wake_only(struct su_server *s, struct su_worker *w)
 {
-	w->task.server_tid = 0;
+	__atomic_store_n(&w->task.server_tid, 0, __ATOMIC_RELAXED); /* no server: T9 */
 	atomic_store(&w->server, NULL);
 	uint32_t exp = UMCG_TASK_IDLE;
 	if (!umcg_state_cas(&w->task, &exp, UMCG_TASK_RUNNING))
-		th_fail(__FILE__, __LINE__, "wake_only: worker %ld state %#x, not IDLE", w->id, exp);
+		th_fail(__FILE__, __LINE__, "wake_only: worker %ld state %#x, not IDLE", w->id,
+			exp);
 	s->task.next_tid = su_worker_tid(w);
 	int r = umcg_wait(UMCG_WAIT_WAKE_ONLY, 0);
 	s->task.next_tid = 0;

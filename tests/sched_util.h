@@ -41,15 +41,15 @@
 #include "umcg.h"
 
 struct su_group {
-	uint64_t iwl;  /* idle-workers head */
-	uint64_t isl;  /* idle-servers head */
-	bool no_isl;   /* workers register with idle_servers_ptr = 0 */
+	uint64_t iwl;	  /* idle-workers head */
+	uint64_t isl;	  /* idle-servers head */
+	bool no_isl;	  /* workers register with idle_servers_ptr = 0 */
 	_Atomic int stop; /* servers leave su_server_idle() when set */
 	/* counters, updated by the helpers */
 	_Atomic long registered;   /* workers whose umcg_ctl(REGISTER) returned */
-	_Atomic long finished;     /* workers that woke their server in su_worker_finish() */
-	_Atomic long bad_state;    /* su_check_running() failures */
-	_Atomic long runs;         /* su_run() calls */
+	_Atomic long finished;	   /* workers that woke their server in su_worker_finish() */
+	_Atomic long bad_state;	   /* su_check_running() failures */
+	_Atomic long runs;	   /* su_run() calls */
 	_Atomic long idle_popped;  /* su_server_idle(): woken after a pop */
 	_Atomic long idle_woken;   /* su_server_idle(): woken otherwise */
 	_Atomic long idle_recheck; /* su_server_idle(): work found by the recheck */
@@ -71,9 +71,9 @@ struct su_worker {
 	struct umcg_task task; /* first: 64-byte aligned */
 	struct su_group *g;
 	su_payload_fn fn;
-	void *arg;   /* for the payload */
-	long id;     /* for the payload */
-	long count;  /* for the payload (e.g. completed operations) */
+	void *arg;  /* for the payload */
+	long id;    /* for the payload */
+	long count; /* for the payload (e.g. completed operations) */
 	/* true: the thread returns after the payload without finishing (T11) */
 	bool exit_running;
 	_Atomic uint32_t tid;
@@ -146,8 +146,8 @@ static inline uint32_t su_run(struct su_server *s, struct su_worker *w)
 
 enum su_idle_result {
 	SU_IDLE_RECHECK = 1, /* the recheck after the push saw work (or stop); removed self */
-	SU_IDLE_POPPED,      /* a wake point popped our node and woke us */
-	SU_IDLE_WOKEN,       /* woken by someone else (su_server_kick); removed self */
+	SU_IDLE_POPPED,	     /* a wake point popped our node and woke us */
+	SU_IDLE_WOKEN,	     /* woken by someone else (su_server_kick); removed self */
 	SU_IDLE_TIMEOUT,     /* abs_timeout passed; removed self */
 };
 

@@ -199,13 +199,15 @@ TEST(unregister_with_self)
 
 /* ---- flags validation (step 2) ------------------------------------------ */
 
-TEST_T(register_bit_missing, 20)
+TEST_T(register_bit_missing, 60)
 {
 	static struct umcg_task s, w;
 	init_server(&s);
 	init_worker(&w);
-	const uint32_t bad[] = {0, UMCG_CTL_WORKER, 0x4, 0x8, UMCG_CTL_WORKER | 0x4,
-				UMCG_CTL_UNREGISTER | UMCG_CTL_WORKER, 0x80000000u};
+	const uint32_t bad[] = {
+	    0,		UMCG_CTL_WORKER,       0x4,
+	    0x8,	UMCG_CTL_WORKER | 0x4, UMCG_CTL_UNREGISTER | UMCG_CTL_WORKER,
+	    0x80000000u};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		CHECK_ERR(umcg_ctl(bad[i], &s), EINVAL);
 		CHECK_ERR(umcg_ctl(bad[i], &w), EINVAL);
@@ -216,20 +218,19 @@ TEST_T(register_bit_missing, 20)
 	check_can_register();
 }
 
-TEST_T(register_and_unregister_bits, 20)
+TEST_T(register_and_unregister_bits, 60)
 {
 	static struct umcg_task s, w;
 	init_server(&s);
 	init_worker(&w);
 	CHECK_ERR(umcg_ctl(UMCG_CTL_REGISTER | UMCG_CTL_UNREGISTER, &s), EINVAL);
 	CHECK_ERR(umcg_ctl(UMCG_CTL_REGISTER | UMCG_CTL_UNREGISTER, NULL), EINVAL);
-	CHECK_ERR(umcg_ctl(UMCG_CTL_REGISTER | UMCG_CTL_UNREGISTER | UMCG_CTL_WORKER, &w),
-		  EINVAL);
+	CHECK_ERR(umcg_ctl(UMCG_CTL_REGISTER | UMCG_CTL_UNREGISTER | UMCG_CTL_WORKER, &w), EINVAL);
 	CHECK_UNREGISTERED();
 	check_can_register();
 }
 
-TEST_T(register_unknown_bit, 20)
+TEST_T(register_unknown_bit, 60)
 {
 	static struct umcg_task s, w;
 	init_server(&s);
@@ -246,7 +247,7 @@ TEST_T(register_unknown_bit, 20)
 
 /* ---- already registered (step 3, before the copy) ----------------------- */
 
-TEST_T(double_registration, 20)
+TEST_T(double_registration, 60)
 {
 	static struct umcg_task t, again, w;
 	init_server(&t);
@@ -288,8 +289,8 @@ TEST(null_self)
 TEST(unmapped_self)
 {
 	long pg = sysconf(_SC_PAGESIZE);
-	char *p = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		       0);
+	char *p =
+	    mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(p != MAP_FAILED);
 	struct umcg_task good;
 	init_server(&good);
@@ -322,8 +323,8 @@ TEST(unmapped_self)
 TEST(self_crossing_into_unmapped_page)
 {
 	long pg = sysconf(_SC_PAGESIZE);
-	char *p = mmap(NULL, 2 * (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
+	char *p =
+	    mmap(NULL, 2 * (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(p != MAP_FAILED);
 	CHECK_EQ(munmap(p + pg, (size_t)pg), 0);
 	struct umcg_task good;
@@ -352,7 +353,7 @@ TEST(self_crossing_into_unmapped_page)
 
 /* ---- alignment (step 4b, our deviation) --------------------------------- */
 
-TEST_T(misaligned_self, 20)
+TEST_T(misaligned_self, 60)
 {
 	static _Alignas(64) char buf[256];
 	struct umcg_task good;
@@ -387,7 +388,7 @@ TEST_T(misaligned_self, 20)
 
 /* ---- api_version (step 5) ------------------------------------------------ */
 
-TEST_T(api_version, 20)
+TEST_T(api_version, 60)
 {
 	static struct umcg_task t;
 	const uint32_t bad[] = {0, 2, 1234, 0xffffffffu};
@@ -409,7 +410,7 @@ TEST_T(api_version, 20)
 }
 
 /* The version answer comes before every field check (steps 6-8). */
-TEST_T(api_version_before_field_checks, 20)
+TEST_T(api_version_before_field_checks, 60)
 {
 	static struct umcg_task t;
 	init_server(&t);
@@ -433,7 +434,7 @@ TEST_T(api_version_before_field_checks, 20)
 
 /* ---- tids (step 6) ------------------------------------------------------- */
 
-TEST_T(nonzero_tids, 20)
+TEST_T(nonzero_tids, 60)
 {
 	static struct umcg_task t;
 	const uint32_t tids[] = {1, 0x3fffffffu, 0xffffffffu, 0 /* own tid, filled in */};
@@ -461,20 +462,20 @@ TEST_T(nonzero_tids, 20)
 
 /* ---- state (steps 7, 8): exact 32-bit compare ---------------------------- */
 
-TEST_T(server_bad_state, 20)
+TEST_T(server_bad_state, 60)
 {
 	static struct umcg_task t;
 	const uint32_t bad[] = {
-		UMCG_TASK_NONE,
-		UMCG_TASK_IDLE,
-		UMCG_TASK_BLOCKED,
-		4,
-		0xff,
-		UMCG_TASK_RUNNING | UMCG_TF_LOCKED,
-		UMCG_TASK_RUNNING | USER_BIT,
-		UMCG_TASK_RUNNING | 0x80000000u,
-		UMCG_TASK_RUNNING | 0x10000u, /* reserved bits 16-23 */
-		UMCG_TASK_RUNNING | 0x200u,   /* unknown flag */
+	    UMCG_TASK_NONE,
+	    UMCG_TASK_IDLE,
+	    UMCG_TASK_BLOCKED,
+	    4,
+	    0xff,
+	    UMCG_TASK_RUNNING | UMCG_TF_LOCKED,
+	    UMCG_TASK_RUNNING | USER_BIT,
+	    UMCG_TASK_RUNNING | 0x80000000u,
+	    UMCG_TASK_RUNNING | 0x10000u, /* reserved bits 16-23 */
+	    UMCG_TASK_RUNNING | 0x200u,	  /* unknown flag */
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		init_server(&t);
@@ -486,17 +487,17 @@ TEST_T(server_bad_state, 20)
 	check_can_register();
 }
 
-TEST_T(worker_bad_state, 20)
+TEST_T(worker_bad_state, 60)
 {
 	static struct umcg_task t;
 	const uint32_t bad[] = {
-		UMCG_TASK_NONE,
-		UMCG_TASK_RUNNING,
-		UMCG_TASK_BLOCKED,
-		UMCG_TASK_IDLE | UMCG_TF_LOCKED,
-		UMCG_TASK_IDLE | USER_BIT,
-		UMCG_TASK_IDLE | 0x10000u,
-		UMCG_TASK_RUNNING | UMCG_TF_LOCKED,
+	    UMCG_TASK_NONE,
+	    UMCG_TASK_RUNNING,
+	    UMCG_TASK_BLOCKED,
+	    UMCG_TASK_IDLE | UMCG_TF_LOCKED,
+	    UMCG_TASK_IDLE | USER_BIT,
+	    UMCG_TASK_IDLE | 0x10000u,
+	    UMCG_TASK_RUNNING | UMCG_TF_LOCKED,
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		init_worker(&t);
@@ -508,7 +509,7 @@ TEST_T(worker_bad_state, 20)
 	check_can_register();
 }
 
-TEST_T(worker_without_idle_workers_ptr, 20)
+TEST_T(worker_without_idle_workers_ptr, 60)
 {
 	static struct umcg_task t;
 	init_worker(&t);

@@ -23,6 +23,7 @@ umcg__wake_idle_server() (the exact code the wake point runs).
 
 #include "harness.h"
 #include "kern/kern.h"
+#include "util/util.h"
 #include "umcg.h"
 #include "umcg_idle.h"
 #include "umcg_lists.h"
@@ -222,6 +223,73 @@ TEST(no_server_sleeping_means_no_wake)
 	for (int d = 0; d < 3; d++) {
 		CHECK_EQ(umcg_idle_group_init(&grp, (enum umcg_idle_design)d), 0);
 		CHECK_EQ(umcg_idle_group_wake_one(&grp), 0);
+		umcg_idle_group_destroy(&grp);
+	}
+}
+
+/* ---- system calls on the waker's side (design goal: 0 / exactly 1) ---- */
+
+static _Atomic int lone_server_ready, lone_server_woken;
+
+static void *lone_server(void *arg)
+{
+	struct umcg_task me = {.state = UMCG_TASK_RUNNING, .api_version = 1};
+	CHECK_EQ(umcg_ctl(UMCG_CTL_REGISTER, &me), 0);
+	me.server_tid = umcg_gettid();
+	server_tids[0] = me.server_tid;
+	atomic_store(&lone_server_ready, 1);
+	CHECK_EQ(umcg_idle_group_wait(&grp, &me, 0), 0);
+	atomic_store(&lone_server_woken, 1);
+	CHECK_EQ(umcg_state_load(&me) & UMCG_TF_STATE_MASK, UMCG_TASK_RUNNING);
+	CHECK_EQ(umcg_ctl(UMCG_CTL_UNREGISTER, NULL), 0);
+	return NULL;
+}
+
+/* Append a dummy worker the way the wake point does; return syscalls made. */
+static uint64_t append_and_count(struct token *tk)
+{
+	umcg_idle_group_worker_init(&grp, &tk->t);
+	uint64_t before = umcg__stats_total(&umcg__stats);
+	umcg_idle_workers_push(&grp.idle_workers, &tk->t);
+	umcg__wake_idle_server(&tk->t);
+	return umcg__stats_total(&umcg__stats) - before;
+}
+
+static bool lone_server_blocked(void)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof path, "/proc/self/task/%u/stat", atomic_load(&server_tids[0]));
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] == 'S';
+}
+
+TEST(waker_syscalls_zero_when_none_sleeps_one_when_one_does)
+{
+	for (int d = 0; d < 3; d++) {
+		CHECK_EQ(umcg_idle_group_init(&grp, (enum umcg_idle_design)d), 0);
+		/* nobody sleeps: no system call */
+		CHECK_EQ(append_and_count(&tokens[0]), 0);
+		CHECK(umcg_idle_workers_pop_all(&grp.idle_workers) == &tokens[0].t);
+		/* one server sleeps: exactly one */
+		atomic_store(&lone_server_ready, 0);
+		atomic_store(&lone_server_woken, 0);
+		pthread_t th;
+		CHECK_EQ(pthread_create(&th, NULL, lone_server, NULL), 0);
+		while (!atomic_load(&lone_server_ready) || !lone_server_blocked())
+			usleep(1000);
+		usleep(20000); /* blocked in its idle wait, not elsewhere */
+		CHECK(lone_server_blocked());
+		CHECK_EQ(append_and_count(&tokens[1]), 1);
+		pthread_join(th, NULL);
+		CHECK(atomic_load(&lone_server_woken));
+		printf("    %-8s waker system calls: 0 with no sleeper, 1 with one\n",
+		       umcg_idle_design_name((enum umcg_idle_design)d));
 		umcg_idle_group_destroy(&grp);
 	}
 }

@@ -23,11 +23,11 @@
 /* libumcg's test hook: 1 disables the GC grace period (src/lists/lists.h). */
 extern int umcg__isl_no_grace_period;
 
-#define ADDR(p) ((uint64_t)(uintptr_t)(p))
+#define ADDR(p)	    ((uint64_t)(uintptr_t)(p))
 #define ISL_NODE(t) ADDR(&(t)->idle_servers_ptr)
 #define IWL_NODE(t) ADDR(&(t)->idle_workers_ptr)
 #define ISL_TASK(n)                                                                                \
-	((struct umcg_task *)(uintptr_t)((n) - offsetof(struct umcg_task, idle_servers_ptr)))
+	((struct umcg_task *)(uintptr_t)((n)-offsetof(struct umcg_task, idle_servers_ptr)))
 
 static void *xalloc(size_t n)
 {
@@ -82,13 +82,13 @@ TEST(iwl_push_pop_all_lifo_and_repoint)
 /* ---- concurrent pushers vs a pop_all consumer ----------------------------- */
 
 #define IWL_PUSHERS 3
-#define IWL_NODES 64 /* per pusher */
+#define IWL_NODES   64 /* per pusher */
 
 struct wnode {
 	struct umcg_task t; /* first */
 	_Atomic int queued; /* 1 from before the push until the consumer walked past it */
-	long pushes;        /* by its pusher */
-	long seen;          /* by the consumer */
+	long pushes;	    /* by its pusher */
+	long seen;	    /* by the consumer */
 };
 
 static uint64_t cw_head;
@@ -133,7 +133,8 @@ TEST_T(iwl_concurrent_pushers_vs_pop_all, 120)
 		long len = 0;
 		while (x) {
 			struct wnode *n = (struct wnode *)(void *)x;
-			CHECK(n >= &cw_nodes[0][0] && n < &cw_nodes[0][0] + IWL_PUSHERS * IWL_NODES);
+			CHECK(n >= &cw_nodes[0][0] &&
+			      n < &cw_nodes[0][0] + IWL_PUSHERS * IWL_NODES);
 			CHECK_EQ(atomic_load(&n->queued), 1); /* pushed once, seen once */
 			n->seen++;
 			len++;
@@ -350,12 +351,12 @@ TEST(isl_gc_unlinks_marked_keeps_order)
  * POISON has bit 0 set, so a pop that reads it takes it for a "deleted"
  * link and follows 0xDEADDEADDEADDEAC: that crashes (the test fails).
  */
-#define POISON 0xDEADDEADDEADDEADull
+#define POISON	    0xDEADDEADDEADDEADull
 #define ISL_SERVERS 4
 #define ISL_POPPERS 2
 
 struct snode {
-	struct umcg_task t; /* first */
+	struct umcg_task t;  /* first */
 	_Atomic int pushed;  /* 1 from before the push until after the GC */
 	_Atomic int claimed; /* set by the popper that popped this round */
 	long rounds, removes, claims;
@@ -513,8 +514,8 @@ TEST_T(isl_no_grace_period_race_is_observable, 150)
 			long seen = r.poison_seen + r.not_pushed + r.double_claim;
 			if (r.pops + r.removes != r.rounds || r.unlinked != r.rounds)
 				seen++;
-			printf("    trial %d: %ld rounds, %ld pops, %ld observations\n", t, r.rounds,
-			       r.pops, seen);
+			printf("    trial %d: %ld rounds, %ld pops, %ld observations\n", t,
+			       r.rounds, r.pops, seen);
 			fflush(stdout);
 			_exit(seen ? 3 : 0);
 		}

@@ -20,7 +20,7 @@
 #include "umcg_lists.h"
 #include "umcg_wrap.h"
 
-#define LOW(st) ((st) & UMCG_TF_STATE_MASK)
+#define LOW(st)	   ((st)&UMCG_TF_STATE_MASK)
 #define DONE_STATE (UMCG_TASK_RUNNING | UMCG_TF_LOCKED) /* su_worker_finish() */
 
 static struct su_group g;
@@ -339,7 +339,7 @@ static void payload_locked(struct su_worker *w)
 	CHECK_EQ(umcg_usleep(2000), 0);
 	CHECK_EQ(umcg_state_load(&w->task), UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
 	CHECK_EQ(umcg_state_load(&srv.task), UMCG_TASK_IDLE); /* server not woken */
-	CHECK(umcg_idle_workers_empty(&g.iwl));               /* nothing queued */
+	CHECK(umcg_idle_workers_empty(&g.iwl));		      /* nothing queued */
 	CHECK_EQ(umcg_block_point(), 0);
 	CHECK_EQ(umcg_state_load(&w->task), UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
 	CHECK_EQ(umcg_wake_point(), 0);
@@ -441,8 +441,7 @@ static void expect_killed(void (*fn)(void), const char *msg1, const char *msg2)
 	char buf[4096];
 	size_t len = 0;
 	ssize_t r;
-	while ((r = read(p[0], buf + len, sizeof buf - 1 - len)) > 0 ||
-	       (r < 0 && errno == EINTR))
+	while ((r = read(p[0], buf + len, sizeof buf - 1 - len)) > 0 || (r < 0 && errno == EINTR))
 		if (r > 0)
 			len += (size_t)r;
 	buf[len] = 0;
@@ -496,6 +495,74 @@ TEST_T(kill_block_point_server_tid_not_umcg, 20)
 	expect_killed(child_bad_server_tid, "umcg: killing task", "not a registered UMCG task");
 }
 
+static void payload_bad_server_state(struct su_worker *w)
+{
+	/* our server sleeps in su_run (only RUNNING ends that); make it BLOCKED */
+	umcg_state_store(&srv.task, UMCG_TASK_BLOCKED);
+	umcg_usleep(1000); /* block point: server neither IDLE nor RUNNING */
+	checkpoint = 1;
+}
+
+static void child_bad_server_state(void)
+{
+	su_server_register(&srv, &g);
+	su_worker_start(&w0, &g, payload_bad_server_state, NULL);
+	struct su_worker *w = su_poll_one(&g, 5000);
+	CHECK(w == &w0);
+	su_run(&srv, w);
+	fprintf(stderr, "server woken, checkpoint %d\n", checkpoint);
+}
+
+TEST_T(kill_block_point_server_not_idle_or_running, 20)
+{
+	expect_killed(child_bad_server_state, "umcg: killing task", "neither IDLE nor RUNNING");
+}
+
+static void payload_no_iwl(struct su_worker *w)
+{
+	w->task.idle_workers_ptr = 0;
+	umcg_usleep(1000); /* the block point wakes the server; the wake point kills */
+	checkpoint = 1;
+}
+
+static void child_no_iwl(void)
+{
+	su_server_register(&srv, &g);
+	su_worker_start(&w0, &g, payload_no_iwl, NULL);
+	struct su_worker *w = su_poll_one(&g, 5000);
+	CHECK(w == &w0);
+	CHECK_EQ(su_run(&srv, w), UMCG_TASK_BLOCKED);
+	su_msleep(5000);
+	fprintf(stderr, "still alive, checkpoint %d\n", checkpoint);
+}
+
+TEST_T(kill_wake_point_without_idle_workers_ptr, 20)
+{
+	expect_killed(child_no_iwl, "umcg: killing task", "idle_workers_ptr");
+}
+
+static struct umcg_task fake_server; /* on the idle-servers stack, not registered */
+
+static void child_bad_idle_server(void)
+{
+	CHECK_EQ(pipe(park_pipe), 0);
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, plain_thread, NULL), 0);
+	WAIT_FOR(plain_tid != 0);
+	fake_server.state = UMCG_TASK_IDLE;
+	fake_server.server_tid = plain_tid; /* names a thread that is no UMCG task */
+	umcg_idle_servers_push(&g.isl, &fake_server);
+	/* the worker's registration pops the fake server to wake it */
+	su_worker_start(&w0, &g, NULL, NULL);
+	su_msleep(5000);
+	fprintf(stderr, "still alive\n");
+}
+
+TEST_T(kill_wake_point_popped_server_not_umcg, 20)
+{
+	expect_killed(child_bad_idle_server, "umcg: killing task", "does not name it");
+}
+
 /* ---- spec 9.6 / 6.2: a worker's umcg_wait timeout is a wake event --------- */
 
 static _Atomic int timeout_ret = 99, timeout_errno;
@@ -534,3 +601,4 @@ TEST_T(worker_wait_timeout_queues_worker, 20)
 	CHECK_EQ(g.bad_state, 0);
 	su_server_unregister(&srv);
 }
+

@@ -60,8 +60,9 @@ TEST_T(server_runs_worker_through_blocks, 10)
 		CHECK(umcg_idle_workers_next(w, &iwl_head) == NULL);
 		CHECK_EQ(umcg_state_load(w), UMCG_TASK_IDLE);
 		w->server_tid = s.server_tid;
-		umcg_state_store(w, UMCG_TASK_RUNNING);
+		/* server IDLE first (spec 5.3): a worker that runs early and blocks must see it */
 		umcg_state_store(&s, UMCG_TASK_IDLE);
+		umcg_state_store(w, UMCG_TASK_RUNNING);
 		s.next_tid = worker_tid;
 		CHECK_EQ(umcg_wait(0, 0), 0);
 		s.next_tid = 0;

@@ -79,7 +79,7 @@ WRAP(int, nanosleep, (const struct timespec *req, struct timespec *rem), (req, r
 WRAP(int, clock_nanosleep,
      (clockid_t clk, int flags, const struct timespec *req, struct timespec *rem),
      (clk, flags, req, rem))
-WRAP(int, usleep, (useconds_t usec), (usec))
+WRAP(int, usleep, (unsigned int usec), (usec))
 WRAP(unsigned int, sleep, (unsigned int seconds), (seconds))
 
 WRAP(int, fsync, (int fd), (fd))

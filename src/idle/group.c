@@ -15,7 +15,8 @@
  *             unlinked and may be pushed again (idle_servers.c, I4).
  *   tid word  state IDLE; publish own tid (seq_cst CAS); re-check; sleep.
  *             Afterwards: withdraw (CAS tid -> 0); if that fails, a waker
- *             took us and makes us RUNNING: wait for it, then CHAIN: wake
+ *             took us and makes us RUNNING: wait for it (and for a grace
+ *             period, see taken()), then CHAIN: wake
  *             one server waiting behind us, so that somebody publishes
  *             again. A server that finds the word taken waits behind it on
  *             g->idle_servers (pushed and popped by user space only) and
@@ -35,6 +36,8 @@
 
 #include "idle/idle.h"
 #include "kern/kern.h"
+#include "lists/lists.h"
+#include "util/util.h"
 #include "umcg_idle.h"
 #include "umcg_lists.h"
 
@@ -60,13 +63,25 @@ static void wait_until_running(struct umcg_task *self)
 		umcg_wait(0, 0); /* EINTR: just wait again */
 }
 
+/*
+ * Somebody took our announcement: it makes us RUNNING and wakes us, inside
+ * a read section (lists.h). If we were RUNNING already (timeout), that
+ * wake-up may still be on its way: wait for a grace period, so it cannot
+ * land in our next context switch, when we are IDLE again.
+ */
+static void taken(struct umcg_task *self)
+{
+	wait_until_running(self);
+	umcg__gp_synchronize();
+}
+
 /* After a stack-style sleep: make sure we are RUNNING and our node unlinked. */
 static void settle_stack(struct umcg_idle_group *g, struct umcg_task *self)
 {
 	if (umcg_idle_servers_remove(self))
 		restore_running(self);
 	else
-		wait_until_running(self);
+		taken(self);
 	umcg_idle_servers_gc(&g->idle_servers, NULL, NULL);
 }
 
@@ -92,11 +107,7 @@ static int wait_stack(struct umcg_idle_group *g, struct umcg_task *self, uint64_
 /* Wake one server waiting behind the published one (tid design), if any. */
 static int wake_waiting_behind(struct umcg_idle_group *g)
 {
-	struct umcg_task *s = umcg_idle_servers_pop(&g->idle_servers);
-	if (!s)
-		return 0;
-	umcg__try_wake_server(umcg__load_u32(&s->server_tid), false);
-	return 1;
+	return umcg_idle_servers_wake(&g->idle_servers) != NULL;
 }
 
 static int wait_tid(struct umcg_idle_group *g, struct umcg_task *self, uint64_t abs_timeout)
@@ -110,8 +121,8 @@ static int wait_tid(struct umcg_idle_group *g, struct umcg_task *self, uint64_t 
 		if (umcg_idle_tid_withdraw(&g->idle_server_tid, me)) {
 			restore_running(self);
 		} else {
-			wait_until_running(self); /* a waker took us */
-			wake_waiting_behind(g);	  /* chain */
+			taken(self);		/* a waker took us */
+			wake_waiting_behind(g); /* chain */
 			ret = 0;
 		}
 		return ret;
@@ -169,25 +180,23 @@ UMCG_EXPORT int umcg_idle_group_wait(struct umcg_idle_group *g, struct umcg_task
 UMCG_EXPORT int umcg_idle_group_wake_one(struct umcg_idle_group *g)
 {
 	switch (g->design) {
-	case UMCG_IDLE_STACK: {
-		struct umcg_task *s = umcg_idle_servers_pop(&g->idle_servers);
-		if (!s)
-			return 0;
-		umcg__try_wake_server(umcg__load_u32(&s->server_tid), false);
-		return 1;
-	}
+	case UMCG_IDLE_STACK:
+		return umcg_idle_servers_wake(&g->idle_servers) != NULL;
 	case UMCG_IDLE_TID_WORD: {
+		uint64_t e = umcg__gp_read_lock(); /* exchange + wake-up: one section */
 		uint32_t tid = __atomic_exchange_n(&g->idle_server_tid, 0, __ATOMIC_SEQ_CST);
 		if (tid) {
+			umcg__test_wake_delay();
 			umcg__try_wake_server(tid, false);
-			return 1;
 		}
-		return wake_waiting_behind(g);
+		umcg__gp_read_unlock(e);
+		return tid ? 1 : wake_waiting_behind(g);
 	}
 	case UMCG_IDLE_EVENTFD: {
 		if (!__atomic_load_n(&g->idle_fd.waiters, __ATOMIC_SEQ_CST))
 			return 0;
 		uint64_t one = 1;
+		umcg__stats.eventfd_write++;
 		return write(g->idle_fd.fd, &one, sizeof one) == (ssize_t)sizeof one;
 	}
 	}

@@ -25,6 +25,7 @@
 
 #include "idle/idle.h"
 #include "kern/kern.h"
+#include "util/util.h"
 #include "umcg_idle.h"
 #include "umcg_lists.h"
 
@@ -91,6 +92,7 @@ bool umcg__idle_fd_signal(uint64_t ptr)
 		return false;
 	uint64_t one = 1;
 	int fd = __atomic_load_n(&f->fd, __ATOMIC_RELAXED);
+	umcg__stats.eventfd_write++;
 	ssize_t n = write(fd, &one, sizeof one);
 	/* EAGAIN: the counter is saturated, a wake-up is pending anyway */
 	if (n < 0 && errno != EAGAIN)

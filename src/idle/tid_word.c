@@ -26,6 +26,7 @@
  */
 #include "idle/idle.h"
 #include "kern/kern.h"
+#include "lists/lists.h"
 #include "umcg_idle.h"
 
 UMCG_EXPORT bool umcg_idle_tid_publish(uint32_t *word, uint32_t tid)
@@ -48,9 +49,13 @@ bool umcg__idle_tid_wake(uint64_t ptr)
 	/* cheap check first: no RMW (no cache-line steal) when nobody is published */
 	if (!__atomic_load_n(word, __ATOMIC_SEQ_CST))
 		return false;
+	/* exchange and wake-up in one read section, as for the stack */
+	uint64_t e = umcg__gp_read_lock();
 	uint32_t tid = __atomic_exchange_n(word, 0, __ATOMIC_SEQ_CST);
-	if (!tid)
-		return false;
-	umcg__wake_server(tid, true);
-	return true;
+	if (tid) {
+		umcg__test_wake_delay();
+		umcg__wake_server(tid, true);
+	}
+	umcg__gp_read_unlock(e);
+	return tid != 0;
 }

@@ -96,8 +96,10 @@ static int do_register(uint32_t flags, struct umcg_task *self)
 	k->worker = worker;
 	atomic_store_explicit(&k->pinned_cpu, -1, memory_order_relaxed);
 	atomic_store_explicit(&k->sleeping, 0, memory_order_relaxed);
+	atomic_store_explicit(&k->hook_depth, 0, memory_order_relaxed);
 	if (sched_getaffinity(0, sizeof k->allowed, &k->allowed))
 		CPU_ZERO(&k->allowed); /* no placement hints for this task */
+	k->bound = CPU_COUNT(&k->allowed) == 1;
 	atomic_store_explicit(&k->tid, tid, memory_order_relaxed);
 	atomic_store_explicit(&k->self, self, memory_order_relaxed);
 	if (umcg__registry_insert(tid, k)) { /* release: publishes the fields above */

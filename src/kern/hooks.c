@@ -89,6 +89,8 @@ int umcg__block_point(struct umcg_ktask *k)
 	struct umcg_task *t = atomic_load_explicit(&k->self, memory_order_relaxed);
 	if (!t || !k->worker)
 		return 0;
+	if (atomic_fetch_add(&k->hook_depth, 1) != 0)
+		return 0; /* nested in a blocked section or a wake point: no-op */
 	uint32_t st = umcg__load_u32(&t->state);
 	if ((st & UMCG_TF_LOCKED) || (st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING)
 		return 0;
@@ -102,18 +104,26 @@ int umcg__block_point(struct umcg_ktask *k)
 	return 1;
 }
 
-/* Pop one idle server from the stack at head_addr and wake it (T7/T8). */
+/*
+ * Pop one idle server from the stack at head_addr and wake it (T7/T8), all
+ * inside one read section (see idle_servers.c: a late wake-up must not
+ * outlive the popped server's GC).
+ */
 static bool wake_idle_server(uint64_t head_addr)
 {
-	struct umcg_task *s = umcg__isl_pop((uint64_t *)(uintptr_t)head_addr);
-	if (!s)
-		return false; /* none (documented: not an error; docs/spec-choices.md) */
-	uint32_t tid = umcg__load_u32(&s->server_tid);
-	struct umcg_ktask *sk = umcg__registry_lookup(tid);
-	if (!sk || atomic_load_explicit(&sk->self, memory_order_relaxed) != s)
-		umcg__die("popped idle server's server_tid %u does not name it", tid);
-	wake_server_task(sk, true);
-	return true;
+	uint64_t e = umcg__gp_read_lock();
+	struct umcg_task *s = umcg__isl_pop_locked((uint64_t *)(uintptr_t)head_addr);
+	if (s) {
+		umcg__test_wake_delay();
+		uint32_t tid = umcg__load_u32(&s->server_tid);
+		struct umcg_ktask *sk = umcg__registry_lookup(tid);
+		if (!sk || atomic_load_explicit(&sk->self, memory_order_relaxed) != s)
+			umcg__die("popped idle server's server_tid %u does not name it", tid);
+		wake_server_task(sk, true);
+	}
+	/* none found: documented as not an error (docs/spec-choices.md) */
+	umcg__gp_read_unlock(e);
+	return s != NULL;
 }
 
 /*
@@ -139,14 +149,21 @@ int umcg__wake_point(struct umcg_ktask *k)
 	struct umcg_task *t = atomic_load_explicit(&k->self, memory_order_relaxed);
 	if (!t || !k->worker)
 		return 0;
+	int depth = atomic_load(&k->hook_depth);
+	if (depth > 1) {
+		atomic_store(&k->hook_depth, depth - 1); /* end of a nested pair */
+		return 0;
+	}
+	atomic_store(&k->hook_depth, 1); /* also for a wake point without block point */
 	int parked = 0;
 	for (;;) {
 		uint32_t st = umcg__load_u32(&t->state);
-		if (st & UMCG_TF_LOCKED)
-			return parked; /* (a) */
-		if ((st & UMCG_TF_STATE_MASK) == UMCG_TASK_RUNNING &&
-		    umcg__load_u32(&t->server_tid) != 0)
-			return parked; /* (b) */
+		if ((st & UMCG_TF_LOCKED) || /* (a) */
+		    ((st & UMCG_TF_STATE_MASK) == UMCG_TASK_RUNNING &&
+		     umcg__load_u32(&t->server_tid) != 0)) { /* (b) */
+			atomic_store(&k->hook_depth, 0);
+			return parked;
+		}
 		/* (c) */
 		uint32_t nst = (st & ~UMCG_TF_STATE_MASK) | UMCG_TASK_IDLE;
 		if (!__atomic_compare_exchange_n(&t->state, &st, nst, false, __ATOMIC_ACQ_REL,

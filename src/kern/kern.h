@@ -61,10 +61,21 @@ struct umcg_ktask {
 	/* futex word of the sleep/wake protocol above */
 	_Atomic uint32_t wake_seq;
 	_Atomic uint32_t sleeping;
+	/*
+	 * Nesting of block/wake points, touched only by the task itself and
+	 * its signal handlers (seq_cst, so a handler sees program order): 0 =
+	 * outside, 1 = between a block point and its wake point or inside a
+	 * wake point, >1 = a nested pair (a handler calling a wrapper), which
+	 * does nothing: the v0.3 kernel cleared PF_UMCG_WORKER for the same
+	 * reason while it ran T7.
+	 */
+	_Atomic int hook_depth;
 	/* Placement: the CPU we pinned the task to, or -1 (not pinned by us). */
 	_Atomic int pinned_cpu;
 	/* Affinity of the thread at registration: the "allowed" CPUs. */
 	cpu_set_t allowed;
+	/* allowed holds exactly one CPU: the task "stands for" that CPU. */
+	bool bound;
 	/* Pool free-list link. */
 	struct umcg_ktask *free_next;
 };

@@ -32,6 +32,13 @@
  * a grace period is short. This is the protocol v0.3 could not have
  * between kernel and user space; we can, because both sides are ours.
  *
+ * The same read sections also cover the wake-up that follows a pop (the
+ * kernel's T7/T8, umcg_idle_servers_wake(), and the tid-word design's
+ * exchange): a server that finds itself popped but is already RUNNING (it
+ * timed out, or was woken otherwise) waits for a grace period before it
+ * goes IDLE again, so a popper that was delayed between its mark and its
+ * IDLE -> RUNNING CAS cannot end the server's *next* context switch.
+ *
  * Grace period, memory ordering: a reader increments readers[e & 1] for
  * the epoch e it read, then re-reads the epoch and retries if it changed
  * (all seq_cst). GC unlinks, then advances the epoch (seq_cst) and waits
@@ -52,6 +59,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "kern/kern.h"
 #include "lists/lists.h"
@@ -60,12 +68,20 @@
 #define DELETED UMCG_IDLE_NODE_DELETED
 
 int umcg__isl_no_grace_period;
+_Atomic int umcg__test_wake_delay_us;
+
+void umcg__test_wake_delay(void)
+{
+	int us = atomic_load_explicit(&umcg__test_wake_delay_us, memory_order_relaxed);
+	if (us)
+		usleep((useconds_t)us);
+}
 
 static _Atomic uint64_t gp_epoch;
 static _Atomic long gp_readers[2];
 static pthread_mutex_t gc_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static uint64_t read_lock(void)
+uint64_t umcg__gp_read_lock(void)
 {
 	for (;;) {
 		uint64_t e = atomic_load_explicit(&gp_epoch, memory_order_seq_cst);
@@ -76,15 +92,13 @@ static uint64_t read_lock(void)
 	}
 }
 
-static void read_unlock(uint64_t e)
+void umcg__gp_read_unlock(uint64_t e)
 {
 	atomic_fetch_sub_explicit(&gp_readers[e & 1], 1, memory_order_release);
 }
 
-static void synchronize(void)
+void umcg__gp_synchronize(void)
 {
-	if (umcg__isl_no_grace_period)
-		return;
 	uint64_t e = atomic_fetch_add_explicit(&gp_epoch, 1, memory_order_seq_cst);
 	for (int spins = 0; atomic_load_explicit(&gp_readers[e & 1], memory_order_seq_cst);)
 		if (++spins > 64)
@@ -96,9 +110,8 @@ static inline uint64_t *word(uint64_t node)
 	return (uint64_t *)(uintptr_t)node;
 }
 
-struct umcg_task *umcg__isl_pop(uint64_t *head)
+struct umcg_task *umcg__isl_pop_locked(uint64_t *head)
 {
-	uint64_t e = read_lock();
 	struct umcg_task *found = NULL;
 	int bound = umcg_nr_cpu_ids() * 2;
 	/* seq_cst: the waker's half of the Dekker pair of hooks.c */
@@ -120,7 +133,6 @@ struct umcg_task *umcg__isl_pop(uint64_t *head)
 		node = v & ~DELETED;
 	}
 out:
-	read_unlock(e);
 	return found;
 }
 
@@ -137,7 +149,22 @@ UMCG_EXPORT void umcg_idle_servers_push(uint64_t *head, struct umcg_task *server
 
 UMCG_EXPORT struct umcg_task *umcg_idle_servers_pop(uint64_t *head)
 {
-	return umcg__isl_pop(head);
+	uint64_t e = umcg__gp_read_lock();
+	struct umcg_task *s = umcg__isl_pop_locked(head);
+	umcg__gp_read_unlock(e);
+	return s;
+}
+
+UMCG_EXPORT struct umcg_task *umcg_idle_servers_wake(uint64_t *head)
+{
+	uint64_t e = umcg__gp_read_lock();
+	struct umcg_task *s = umcg__isl_pop_locked(head);
+	if (s) {
+		umcg__test_wake_delay();
+		umcg__try_wake_server(umcg__load_u32(&s->server_tid), false);
+	}
+	umcg__gp_read_unlock(e);
+	return s;
 }
 
 UMCG_EXPORT bool umcg_idle_servers_remove(struct umcg_task *server)
@@ -157,7 +184,7 @@ UMCG_EXPORT bool umcg_idle_servers_is_deleted(const struct umcg_task *server)
 
 UMCG_EXPORT bool umcg_idle_servers_empty(const uint64_t *head)
 {
-	uint64_t e = read_lock();
+	uint64_t e = umcg__gp_read_lock();
 	bool empty = true;
 	int bound = umcg_nr_cpu_ids() * 2 + 1;
 	uint64_t node = __atomic_load_n(head, __ATOMIC_ACQUIRE);
@@ -172,7 +199,7 @@ UMCG_EXPORT bool umcg_idle_servers_empty(const uint64_t *head)
 		if (n > bound * 1024)
 			break; /* a cycle: corrupt list, say empty rather than hang */
 	}
-	read_unlock(e);
+	umcg__gp_read_unlock(e);
 	return empty;
 }
 
@@ -210,8 +237,8 @@ restart:;
 		gone[n++] = UMCG_ISL_TASK(node);
 		node = v & ~DELETED;
 	}
-	if (n)
-		synchronize();
+	if (n && !umcg__isl_no_grace_period)
+		umcg__gp_synchronize();
 	pthread_mutex_unlock(&gc_lock);
 	if (unlinked)
 		for (size_t i = 0; i < n; i++)

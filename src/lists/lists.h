@@ -17,10 +17,27 @@
 
 /* T7's push of a worker (retries until it succeeds, see idle_workers.c). */
 void umcg__iwl_push(uint64_t *head, struct umcg_task *worker);
-/* T7's pop of an idle server (mark deleted); NULL if none within the bound. */
-struct umcg_task *umcg__isl_pop(uint64_t *head);
+/*
+ * Read sections (idle_servers.c): every wake-up through an idle list (pop
+ * or tid exchange, then the server's IDLE -> RUNNING CAS and ttwu) runs
+ * inside one, so that waiting for a grace period guarantees no such
+ * wake-up is still on its way.
+ */
+uint64_t umcg__gp_read_lock(void);
+void umcg__gp_read_unlock(uint64_t epoch);
+/* Wait until every read section that started before this call has ended. */
+void umcg__gp_synchronize(void);
+/* Pop one idle server (mark deleted), inside the caller's read section. */
+struct umcg_task *umcg__isl_pop_locked(uint64_t *head);
 
 /* Test hook: disable the GC grace period to reproduce the review's race. */
 extern int umcg__isl_no_grace_period;
+/*
+ * Test hook: sleep this many microseconds between taking an idle server
+ * (pop / tid exchange) and waking it, inside the read section: widens the
+ * "late popper" window that tests/test_hooks.c checks is closed.
+ */
+extern _Atomic int umcg__test_wake_delay_us;
+void umcg__test_wake_delay(void);
 
 #endif

@@ -14,6 +14,7 @@
 #include "util/util.h"
 
 static __thread uint32_t tls_tid;
+__thread struct umcg__stats umcg__stats;
 
 uint32_t umcg__gettid(void)
 {

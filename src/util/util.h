@@ -12,10 +12,30 @@
 
 void umcg__reset_tid_cache(void);
 
+/*
+ * Per-thread counts of the system calls libumcg issues on its hot paths
+ * (not registration). For benchmarks and tests: "how many system calls
+ * did this wake-up cost the waker" is answered exactly, since libumcg
+ * is the only code on those paths. Thread-local: no sharing, no atomics.
+ */
+struct umcg__stats {
+	uint64_t futex_wait;
+	uint64_t futex_wake;
+	uint64_t eventfd_write;
+	uint64_t setaffinity;
+};
+extern __thread struct umcg__stats umcg__stats;
+
+static inline uint64_t umcg__stats_total(const struct umcg__stats *s)
+{
+	return s->futex_wait + s->futex_wake + s->eventfd_write + s->setaffinity;
+}
+
 /* FUTEX_WAIT_BITSET on a private word, absolute CLOCK_MONOTONIC deadline (0 = none). */
 static inline int umcg__futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t abs_ns)
 {
 	struct timespec ts, *tp = NULL;
+	umcg__stats.futex_wait++;
 	if (abs_ns) {
 		ts.tv_sec = (time_t)(abs_ns / 1000000000ull);
 		ts.tv_nsec = (long)(abs_ns % 1000000000ull);
@@ -29,6 +49,7 @@ static inline int umcg__futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_
 
 static inline void umcg__futex_wake(_Atomic uint32_t *word, int n)
 {
+	umcg__stats.futex_wake++;
 	syscall(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
 }
 

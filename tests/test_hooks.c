@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_hooks.c - regression tests for races around the hooks and idle
+ * wake-ups:
+ *   - a "late popper" (taken an idle server, delayed before waking it)
+ *     must not end the server's next context switch, for the stack and the
+ *     tid-word designs;
+ *   - block/wake points nested in a signal handler (while the worker is
+ *     blocked, or parked at its wake point) are no-ops;
+ *   - WF_CURRENT_CPU placement applies only when the waker is bound to one
+ *     CPU, and unregistering gives the worker its own affinity back.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "lists/lists.h"
+#include "umcg.h"
+#include "umcg_idle.h"
+#include "umcg_lists.h"
+#include "umcg_wrap.h"
+
+#define MS 1000000ull
+
+static struct umcg_idle_group grp;
+
+struct wk {
+	struct umcg_task t; /* first, 64-aligned */
+	_Atomic uint32_t tid;
+	_Atomic long blocks;
+	_Atomic int stop;
+	long spin_us;
+	struct umcg_task *server;
+};
+
+static void spin_us(long us)
+{
+	uint64_t end = umcg_now_ns() + (uint64_t)us * 1000;
+	while (umcg_now_ns() < end)
+		;
+}
+
+/* Worker: spin, then block; forever, until stop; then finish properly. */
+static void *spin_block_worker(void *arg)
+{
+	struct wk *w = arg;
+	w->t.state = UMCG_TASK_IDLE;
+	w->t.api_version = 1;
+	umcg_idle_group_worker_init(&grp, &w->t);
+	atomic_store(&w->tid, umcg_gettid());
+	CHECK_EQ(umcg_ctl(UMCG_CTL_REGISTER | UMCG_CTL_WORKER, &w->t), 0);
+	while (!atomic_load(&w->stop)) {
+		spin_us(w->spin_us);
+		atomic_fetch_add(&w->blocks, 1);
+		umcg_usleep(100);
+	}
+	umcg_state_store(&w->t, UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
+	uint32_t st = UMCG_TASK_IDLE;
+	umcg_state_cas(w->server, &st, UMCG_TASK_RUNNING);
+	w->t.next_tid = w->t.server_tid;
+	CHECK_EQ(umcg_wait(UMCG_WAIT_WAKE_ONLY, 0), 0);
+	CHECK_EQ(umcg_ctl(UMCG_CTL_UNREGISTER, NULL), 0);
+	return NULL;
+}
+
+/* Server side: take the one queued worker. */
+static struct umcg_task *take_worker(void)
+{
+	while (umcg_idle_workers_empty(&grp.idle_workers))
+		usleep(100);
+	struct umcg_task *t = umcg_idle_workers_pop_all(&grp.idle_workers);
+	CHECK(umcg_idle_workers_next(t, &grp.idle_workers) == NULL);
+	return t;
+}
+
+/* Run t once (server IDLE first, spec 5.3). */
+static void run_once(struct umcg_task *self, struct wk *w)
+{
+	w->t.server_tid = self->server_tid;
+	umcg_state_store(self, UMCG_TASK_IDLE);
+	umcg_state_store(&w->t, UMCG_TASK_RUNNING);
+	self->next_tid = atomic_load(&w->tid);
+	while (umcg_wait(0, 0) && errno == EINTR)
+		;
+	self->next_tid = 0;
+}
+
+static void *late_popper(void *arg)
+{
+	(void)arg;
+	/* loops until it takes the server; the wake-up inside is delayed */
+	while (!umcg_idle_group_wake_one(&grp))
+		;
+	return NULL;
+}
+
+/*
+ * The server idles with a 1 ms timeout; a popper takes it at once but is
+ * delayed 30 ms before waking it. The server times out, then runs a worker
+ * that spins 60 ms before it blocks. The server's switch must end with the
+ * worker's block, not with the popper's late wake-up.
+ */
+static void late_popper_case(enum umcg_idle_design d)
+{
+	static struct umcg_task self;
+	memset(&self, 0, sizeof self);
+	self.state = UMCG_TASK_RUNNING;
+	self.api_version = 1;
+	CHECK_EQ(umcg_idle_group_init(&grp, d), 0);
+	CHECK_EQ(umcg_ctl(UMCG_CTL_REGISTER, &self), 0);
+	self.server_tid = umcg_gettid();
+	static struct wk w;
+	memset(&w, 0, sizeof w);
+	w.spin_us = 60000;
+	w.server = &self;
+	pthread_t wt, pt;
+	CHECK_EQ(pthread_create(&wt, NULL, spin_block_worker, &w), 0);
+	CHECK(take_worker() == &w.t);
+
+	atomic_store(&umcg__test_wake_delay_us, 30000);
+	CHECK_EQ(pthread_create(&pt, NULL, late_popper, NULL), 0);
+	/* the popper takes us inside this wait and sleeps 30 ms before waking */
+	umcg_idle_group_wait(&grp, &self, umcg_now_ns() + 1 * MS);
+	CHECK_EQ(umcg_state_load(&self) & UMCG_TF_STATE_MASK, UMCG_TASK_RUNNING);
+
+	/* switch to the worker while the popper may still be on its way */
+	long before = atomic_load(&w.blocks);
+	run_once(&self, &w);
+	CHECK_EQ(pthread_join(pt, NULL), 0);
+	atomic_store(&umcg__test_wake_delay_us, 0);
+	uint32_t wst = umcg_state_load(&w.t) & UMCG_TF_STATE_MASK;
+	if (atomic_load(&w.blocks) == before && wst == UMCG_TASK_RUNNING)
+		th_fail(__FILE__, __LINE__,
+			"%s: the server's switch ended while its worker still runs (late wake-up)",
+			umcg_idle_design_name(d));
+	/* let the worker finish */
+	atomic_store(&w.stop, 1);
+	take_worker();
+	run_once(&self, &w);
+	CHECK_EQ(pthread_join(wt, NULL), 0);
+	CHECK_EQ(umcg_ctl(UMCG_CTL_UNREGISTER, NULL), 0);
+	umcg_idle_group_destroy(&grp);
+}
+
+TEST_T(late_popper_stack, 60)
+{
+	late_popper_case(UMCG_IDLE_STACK);
+}
+
+TEST_T(late_popper_tid_word, 60)
+{
+	late_popper_case(UMCG_IDLE_TID_WORD);
+}
+
+/* ---- nested hooks -------------------------------------------------------- */
+
+static _Atomic int handler_calls, handler_rc;
+
+static void nested_handler(int sig)
+{
+	(void)sig;
+	int e = errno;
+	/* a wrapper inside a handler: must be a no-op pair, not a second park */
+	atomic_store(&handler_rc, umcg_block_point() + umcg_wake_point());
+	umcg_usleep(1000);
+	atomic_fetch_add(&handler_calls, 1);
+	errno = e;
+}
+
+static bool thread_sleeping(uint32_t tid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof path, "/proc/self/task/%u/stat", tid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] == 'S';
+}
+
+TEST_T(nested_hooks_in_signal_handlers_are_noops, 60)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = nested_handler;
+	CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+	static struct umcg_task self;
+	self.state = UMCG_TASK_RUNNING;
+	self.api_version = 1;
+	CHECK_EQ(umcg_idle_group_init(&grp, UMCG_IDLE_STACK), 0);
+	CHECK_EQ(umcg_ctl(UMCG_CTL_REGISTER, &self), 0);
+	self.server_tid = umcg_gettid();
+	static struct wk w;
+	w.spin_us = 0;
+	w.server = &self;
+	pthread_t wt;
+	CHECK_EQ(pthread_create(&wt, NULL, spin_block_worker, &w), 0);
+
+	/* 1. parked at its wake point (queued on the idle-workers list) */
+	while (umcg_idle_workers_empty(&grp.idle_workers) || !thread_sleeping(w.tid))
+		usleep(100);
+	CHECK_EQ(syscall(SYS_tgkill, getpid(), w.tid, SIGUSR1), 0);
+	while (atomic_load(&handler_calls) < 1)
+		usleep(100);
+	CHECK_EQ(atomic_load(&handler_rc), 0);
+	/* still exactly one entry, still IDLE */
+	struct umcg_task *t = umcg_idle_workers_pop_all(&grp.idle_workers);
+	CHECK(t == &w.t);
+	CHECK(umcg_idle_workers_next(t, &grp.idle_workers) == NULL);
+	CHECK_EQ(umcg_state_load(t), UMCG_TASK_IDLE);
+
+	/* 2. blocked inside a wrapped call (umcg_usleep(100) - make it longer) */
+	w.spin_us = 0;
+	run_once(&self, &w); /* it runs, blocks in umcg_usleep */
+	CHECK_EQ(umcg_state_load(&w.t) & UMCG_TF_STATE_MASK, UMCG_TASK_BLOCKED);
+	CHECK_EQ(syscall(SYS_tgkill, getpid(), w.tid, SIGUSR1), 0);
+	while (atomic_load(&handler_calls) < 2)
+		usleep(100);
+	CHECK_EQ(atomic_load(&handler_rc), 0);
+	/* it comes back exactly once */
+	t = take_worker();
+	CHECK(t == &w.t);
+	atomic_store(&w.stop, 1);
+	run_once(&self, &w);
+	while ((umcg_state_load(&w.t) & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING) {
+		take_worker();
+		run_once(&self, &w);
+	}
+	CHECK_EQ(pthread_join(wt, NULL), 0);
+	CHECK(umcg_idle_workers_empty(&grp.idle_workers));
+	CHECK_EQ(umcg_ctl(UMCG_CTL_UNREGISTER, NULL), 0);
+}
+
+/* ---- placement ------------------------------------------------------------ */
+
+struct place_ctx {
+	bool bind_server;
+	int cpu;
+	cpu_set_t worker_during;
+	cpu_set_t worker_before, worker_after;
+};
+
+static struct place_ctx pc;
+
+static void *placement_worker(void *arg)
+{
+	struct wk *w = arg;
+	sched_getaffinity(0, sizeof pc.worker_before, &pc.worker_before);
+	w->t.state = UMCG_TASK_IDLE;
+	w->t.api_version = 1;
+	umcg_idle_group_worker_init(&grp, &w->t);
+	atomic_store(&w->tid, umcg_gettid());
+	CHECK_EQ(umcg_ctl(UMCG_CTL_REGISTER | UMCG_CTL_WORKER, &w->t), 0);
+	sched_getaffinity(0, sizeof pc.worker_during, &pc.worker_during);
+	umcg_state_store(&w->t, UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
+	uint32_t st = UMCG_TASK_IDLE;
+	umcg_state_cas(w->server, &st, UMCG_TASK_RUNNING);
+	w->t.next_tid = w->t.server_tid;
+	CHECK_EQ(umcg_wait(UMCG_WAIT_WAKE_ONLY, 0), 0);
+	CHECK_EQ(umcg_ctl(UMCG_CTL_UNREGISTER, NULL), 0);
+	sched_getaffinity(0, sizeof pc.worker_after, &pc.worker_after);
+	return NULL;
+}
+
+static void placement_case(bool bind)
+{
+	cpu_set_t all;
+	CHECK_EQ(sched_getaffinity(0, sizeof all, &all), 0);
+	if (CPU_COUNT(&all) < 2) {
+		printf("    skipped: one CPU\n");
+		return;
+	}
+	int cpu = -1;
+	for (int i = CPU_SETSIZE - 1; i >= 0 && cpu < 0; i--)
+		if (CPU_ISSET(i, &all))
+			cpu = i; /* the highest allowed CPU */
+	if (bind) {
+		cpu_set_t one;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		CHECK_EQ(sched_setaffinity(0, sizeof one, &one), 0); /* before registering */
+	}
+	static struct umcg_task self;
+	memset(&self, 0, sizeof self);
+	self.state = UMCG_TASK_RUNNING;
+	self.api_version = 1;
+	CHECK_EQ(umcg_idle_group_init(&grp, UMCG_IDLE_STACK), 0);
+	CHECK_EQ(umcg_ctl(UMCG_CTL_REGISTER, &self), 0);
+	self.server_tid = umcg_gettid();
+	static struct wk w;
+	memset(&w, 0, sizeof w);
+	w.server = &self;
+	pthread_t wt;
+	CHECK_EQ(pthread_create(&wt, NULL, placement_worker, &w), 0);
+	CHECK(take_worker() == &w.t);
+	CHECK_EQ(umcg_tune(UMCG_TUNE_CURRENT_CPU_HINT, 1), 0);
+	run_once(&self, &w);
+	CHECK_EQ(pthread_join(wt, NULL), 0);
+	if (bind) {
+		/* the worker ran pinned to the bound server's CPU */
+		CHECK_EQ(CPU_COUNT(&pc.worker_during), 1);
+		CHECK(CPU_ISSET(cpu, &pc.worker_during));
+	} else {
+		/* an unbound server gives no hint: the worker keeps its affinity */
+		CHECK(CPU_EQUAL(&pc.worker_during, &pc.worker_before));
+	}
+	CHECK(CPU_EQUAL(&pc.worker_after, &pc.worker_before)); /* given back */
+	CHECK_EQ(umcg_ctl(UMCG_CTL_UNREGISTER, NULL), 0);
+}
+
+TEST(placement_hint_follows_a_bound_server)
+{
+	placement_case(true);
+}
+
+TEST(placement_hint_ignored_for_an_unbound_server)
+{
+	placement_case(false);
+}
