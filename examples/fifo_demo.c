@@ -16,6 +16,8 @@
  * again). So the demo shows every transition of the v0.3 state machine:
  * registration (T1, T2), context switches (T3/T4), block (T6), wake (T7),
  * waking idle servers (T8), worker exit with "wake your server" (T10).
+ * The same scheduler runs unchanged on each of the three idle-server
+ * designs of umcg_idle.h (-i), through struct umcg_idle_group.
  *
  * This file is meant to be read as the reference for writing a scheduler
  * on the v0.3 ABI. The rules it follows (each is marked "RULE" below):
@@ -26,24 +28,32 @@
  *      point then sees a RUNNING server and wakes nobody.)
  *   2. The idle-workers list is a LIFO stack: reverse it for FIFO.
  *      Re-point each worker (umcg_idle_workers_next) before it runs.
- *   3. An idle server pushes itself on the idle-servers stack, executes a
- *      full (seq_cst) fence, and only then re-checks for work. This pairs
- *      with libumcg's wake point, which queues the woken worker and then
- *      looks for an idle server with sequentially consistent operations (a
- *      store-load "Dekker" pattern): either the worker's pop finds the
- *      server, or the server's re-check finds the worker. Without this
- *      order a worker can sit on the list while every server sleeps.
- *      (libumcg's push and umcg_idle_workers_empty() are seq_cst already;
- *      the explicit fence also covers this scheduler's own run queue.)
- *   4. Whoever pops a server from the idle-servers stack owns its wake-up:
- *      it must CAS the server IDLE -> RUNNING and wake it. A server whose
- *      own umcg_idle_servers_remove() fails was popped, so it must wait
- *      (umcg_wait) for the popper's wake-up, even if it has found work.
- *   5. A server garbage-collects the stack (umcg_idle_servers_gc) after
- *      every idle period, before its node may be pushed again.
- *   6. The idle wait has no timeout. (A server that times out while a
- *      popper is between its pop and its IDLE -> RUNNING CAS could later
- *      receive that CAS while it is switched to a worker.)
+ *   3. A server with nothing to run waits in umcg_idle_group_wait(), which
+ *      implements the idle protocol of the group's design (-i): the v0.3
+ *      idle-servers stack, the review's eventfd, or v0.4's tid word. For
+ *      the idle-workers list the library keeps the no-lost-wake-up rule
+ *      itself (announce with a seq_cst RMW, re-check the list with a
+ *      seq_cst load, then sleep; libumcg appends with a seq_cst RMW, then
+ *      looks for an announced server). The scheduler's OWN work (its run
+ *      queue, the shutdown flag) needs the same store-load pattern one level
+ *      up: a server counts itself in nr_idle (seq_cst RMW) before it
+ *      re-checks rq_len and done (seq_cst loads); whoever adds work changes
+ *      rq_len or done with a seq_cst RMW and then reads nr_idle. One of the
+ *      two sees the other. No explicit fence is needed anywhere.
+ *   4. Other servers are woken only with umcg_idle_group_wake_one(), which
+ *      takes an idle server and wakes it inside one grace-period read
+ *      section (never a pop followed by your own wake-up). A server counted
+ *      in nr_idle may not have announced itself to the group yet, so a
+ *      waker that must not miss it retries until wake_one() succeeds or
+ *      nr_idle (or the work) is gone.
+ *   5. umcg_idle_group_wait() returns with the server RUNNING and its
+ *      announcement withdrawn (on the stack: its node unlinked by a GC), so
+ *      it may be called again at once. A return may be spurious: always
+ *      look for work again.
+ *   6. Idle waits may have a timeout (-T). A server that times out while a
+ *      waker has already taken it waits, inside umcg_idle_group_wait(), for
+ *      that wake-up and for a grace period, so the late wake-up cannot end
+ *      the server's next switch to a worker.
  *   7. A finishing worker wakes its server itself (v0.3 does not), with
  *      itself LOCKED so nothing is detected in between, then unregisters.
  *
@@ -52,8 +62,9 @@
  * state word (written before the state store, read after the state load):
  * the demo is clean under ThreadSanitizer (make VARIANT=tsan).
  *
- * Usage: fifo_demo [-s servers] [-w workers] [-n ops] [-c compute_us]
- *                  [-u sleep_us] [-p] [-H] [-t watchdog_s]
+ * Usage: fifo_demo [-i stack|eventfd|tid] [-s servers] [-w workers] [-n ops]
+ *                  [-c compute_us] [-u sleep_us] [-p] [-H] [-T idle_ms]
+ *                  [-t watchdog_s]
  * Exit status: 0 if every worker completed every operation and all the
  * counters agree; 1 on a failed check; 2 on bad usage; 3 if the watchdog
  * saw no progress (a lost wake-up: a library or scheduler bug).
@@ -74,19 +85,9 @@
 #include <unistd.h>
 
 #include "umcg.h"
+#include "umcg_idle.h"
 #include "umcg_lists.h"
 #include "umcg_wrap.h"
-
-/*
- * GCC warns about atomic_thread_fence() under -fsanitize=thread (-Wtsan:
- * ThreadSanitizer does not model fences). The seq_cst fences below are
- * part of the protocol (RULE 3) and order no data that TSan checks (the
- * data the threads hand over is all published with release/acquire), so
- * keep them and silence the warning in TSan builds only.
- */
-#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
 
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -99,9 +100,13 @@ static long compute_us = 50;	  /* -c */
 static long sleep_us = 300;	  /* -u */
 static bool pin_servers;	  /* -p */
 static bool no_cpu_hint;	  /* -H */
+static long idle_timeout_ms;	  /* -T, 0: idle waits without timeout */
 static long watchdog_s = 20;	  /* -t */
 static int nr_cpus;		  /* CPUs we may run on */
 static int cpu_list[CPU_SETSIZE]; /* their ids */
+
+/* -i: how idle servers wait and are found (umcg_idle.h) */
+static enum umcg_idle_design idle_design = UMCG_IDLE_STACK;
 
 enum { NR_PIPES = 8 };
 static int pipes[NR_PIPES][2];
@@ -109,15 +114,17 @@ static int pipes[NR_PIPES][2];
 /* ---- the scheduler's data ------------------------------------------------ */
 
 /*
- * The two list heads of this scheduling group. libumcg pushes workers that
- * woke up on iwl_head and pops idle servers from isl_head; the servers
- * pop workers from iwl_head and push themselves on isl_head.
+ * The idle-signalling state of this scheduling group, for the design
+ * chosen with -i: the idle-workers head (libumcg pushes workers that woke
+ * up, the servers take them) and the design's words (idle-servers stack,
+ * tid word, or eventfd). Workers point at it (umcg_idle_group_worker_init);
+ * servers wait in it (umcg_idle_group_wait) and wake each other through it
+ * (umcg_idle_group_wake_one). The fields are the library's business.
  */
-static uint64_t iwl_head;
-static uint64_t isl_head;
+static struct umcg_idle_group grp;
 
-/* Why a sleeping server was woken (set by the waker before its CAS). */
-enum wake_reason { WAKE_BY_LIBUMCG = 0, WAKE_BY_KICK = 1, WAKE_AT_SHUTDOWN = 2 };
+/* Servers inside server_idle(): the announcement of RULE 3 for our own work. */
+static _Atomic int nr_idle;
 
 /*
  * A server. struct umcg_task must be 64-byte aligned and must stay valid
@@ -130,16 +137,16 @@ struct server {
 	uint32_t tid;
 	int idx;
 	int cpu;				  /* -p: the CPU it is pinned to, else -1 */
-	_Atomic int wake_reason;		  /* enum wake_reason, see server_idle() */
 	_Atomic(struct worker *) finished_worker; /* set by a worker that exits, RULE 7 */
 	_Atomic int exited;			  /* for the watchdog */
 	/* counters, written only by the server thread, read after join */
-	long runs;	  /* switches to a worker */
-	long iwl_taken;	  /* workers taken from the idle-workers list */
-	long idle_sleeps; /* umcg_wait() calls while idle */
-	long woken[3];	  /* by enum wake_reason */
-	long kicks;	  /* idle servers this server woke */
-	long finishes;	  /* workers that finished while run by this server */
+	long runs;	     /* switches to a worker */
+	long iwl_taken;	     /* workers taken from the idle-workers list */
+	long idle_sleeps;    /* umcg_idle_group_wait() calls */
+	long idle_timeouts;  /* ... that returned ETIMEDOUT (-T) */
+	long kicks;	     /* idle servers this server woke: more queued work */
+	long shutdown_wakes; /* idle servers this server woke at shutdown */
+	long finishes;	     /* workers that finished while run by this server */
 	long errors;
 	pthread_t thread;
 } __attribute__((aligned(64)));
@@ -243,13 +250,13 @@ static struct worker *rq_pop(long *left)
  */
 static void drain_idle_workers(struct server *s)
 {
-	struct umcg_task *t = umcg_idle_workers_pop_all(&iwl_head);
+	struct umcg_task *t = umcg_idle_workers_pop_all(&grp.idle_workers);
 	if (!t)
 		return;
 	struct worker *first = NULL, *last = NULL;
 	long n = 0;
 	while (t) {
-		struct umcg_task *next = umcg_idle_workers_next(t, &iwl_head);
+		struct umcg_task *next = umcg_idle_workers_next(t, &grp.idle_workers);
 		struct worker *w = container_of(t, struct worker, task);
 		/* A queued worker is IDLE until a server makes it RUNNING. */
 		if (low_state(t) != UMCG_TASK_IDLE) {
@@ -267,68 +274,42 @@ static void drain_idle_workers(struct server *s)
 	rq_append(first, last, n);
 }
 
-/* ---- waking a server -------------------------------------------------------- */
-
-/*
- * Wake @t, a server WE popped from the idle-servers stack (RULE 4): it is
- * IDLE (it set itself IDLE before pushing itself, and only the popper may
- * change that), so CAS it to RUNNING, then wake it through next_tid.
- * This is exactly what libumcg does for T8.
- */
-static void wake_popped_server(struct server *self, struct umcg_task *t, enum wake_reason why)
-{
-	struct server *ts = container_of(t, struct server, task);
-	atomic_store_explicit(&ts->wake_reason, why, memory_order_relaxed);
-	uint32_t expected = UMCG_TASK_IDLE;
-	/* release: wake_reason (and everything before) is visible to ts */
-	if (!umcg_state_cas(t, &expected, UMCG_TASK_RUNNING))
-		fatal("popped server %d is in state %#x, not IDLE", ts->idx, expected);
-	__atomic_store_n(&self->task.next_tid, ts->tid, __ATOMIC_RELAXED);
-	/*
-	 * ESRCH is benign: the server saw RUNNING on its own (a spurious
-	 * wake-up), noticed the shutdown and unregistered before our call.
-	 */
-	if (umcg_wait(UMCG_WAIT_WAKE_ONLY, 0) && errno != ESRCH)
-		fatal("umcg_wait(WAKE_ONLY) of server %d: %s", ts->idx, strerror(errno));
-	__atomic_store_n(&self->task.next_tid, 0, __ATOMIC_RELAXED);
-}
+/* ---- waking idle servers ------------------------------------------------- */
 
 /*
  * More workers are queued than this server can run: wake one idle server
- * so they run in parallel. libumcg only wakes an idle server when it
- * queues a worker on the idle-workers list; workers moved to our own run
- * queue are our business. The fence pairs with the one in server_idle()
- * (the run queue length is the "work" the idle server re-checks).
+ * so they run in parallel. libumcg wakes an idle server only when it
+ * appends a worker to the idle-workers list; workers moved to our own run
+ * queue are our business. rq_len was raised with a seq_cst RMW before
+ * this (rq_append), so an idle server that we do not count in nr_idle
+ * here sees it (RULE 3); one that we do count is woken (RULE 4).
  */
 static void kick_idle_server(struct server *s)
 {
-	atomic_thread_fence(memory_order_seq_cst);
-	struct umcg_task *t = umcg_idle_servers_pop(&isl_head);
-	if (t) {
-		s->kicks++;
-		wake_popped_server(s, t, WAKE_BY_KICK);
+	while (atomic_load(&nr_idle) && atomic_load(&rq_len)) {
+		if (umcg_idle_group_wake_one(&grp)) {
+			s->kicks++;
+			return;
+		}
+		sched_yield(); /* counted, but not waiting in the group yet */
 	}
 }
 
 /*
- * Shutdown: every worker has finished; wake every server that sleeps on
- * the idle-servers stack. done was set (seq_cst) before this, and each
- * idle server re-checks done after pushing itself and fencing (RULE 3),
- * so a server we do not find here sees done by itself.
- *
- * A pop examines at most 2 * nr_cpu_ids nodes, and popped (marked) nodes
- * stay linked until a GC: so pop until there is nothing left, GC, and
- * repeat until a GC finds nothing to unlink (the stack then holds no
- * marked node, so an empty pop meant an empty stack).
+ * Shutdown: every worker has finished; wake every server that is idle.
+ * done was set (seq_cst RMW) before this, so a server that enters
+ * server_idle() after our last look at nr_idle sees it and does not wait.
+ * Keep waking until no server is left in server_idle(): wake_one() can
+ * find nobody while a counted server is on its way into (or out of) the
+ * group wait, or, on the stack, while popped nodes wait for their GC.
  */
 static void wake_all_idle_servers(struct server *s)
 {
-	atomic_thread_fence(memory_order_seq_cst);
-	do {
-		struct umcg_task *t;
-		while ((t = umcg_idle_servers_pop(&isl_head)))
-			wake_popped_server(s, t, WAKE_AT_SHUTDOWN);
-	} while (umcg_idle_servers_gc(&isl_head, NULL, NULL));
+	while (atomic_load(&nr_idle)) {
+		if (umcg_idle_group_wake_one(&grp))
+			s->shutdown_wakes++;
+		sched_yield(); /* let the woken (or arriving) servers leave */
+	}
 }
 
 /* ---- the server ------------------------------------------------------------ */
@@ -386,50 +367,34 @@ static void run_worker(struct server *s, struct worker *w)
 }
 
 /*
- * Nothing to run: sleep on the idle-servers stack until libumcg (a worker
- * woke up), another server (kick) or the shutdown wakes us.
+ * Nothing to run: wait in the group until libumcg (a worker woke up),
+ * another server (kick) or the shutdown wakes us, or -T expires.
  */
 static void server_idle(struct server *s)
 {
 	struct umcg_task *me = &s->task;
 
-	umcg_state_store(me, UMCG_TASK_IDLE);
-	umcg_idle_servers_push(&isl_head, me);
-	/* RULE 3: push, full fence, then look for work. */
-	atomic_thread_fence(memory_order_seq_cst);
-	bool sleep = true;
-	if (!umcg_idle_workers_empty(&iwl_head) || atomic_load(&rq_len) || atomic_load(&done)) {
-		if (umcg_idle_servers_remove(me)) {
-			/* Nobody popped us: nobody will wake us; undo IDLE ourselves. */
-			uint32_t expected = UMCG_TASK_IDLE;
-			if (!umcg_state_cas(me, &expected, UMCG_TASK_RUNNING))
-				fatal("server %d: unpopped idle server in state %#x", s->idx,
-				      expected);
-			sleep = false;
-		}
-		/* else RULE 4: we were popped; the popper is about to wake us. */
-	}
-	if (sleep) {
+	/* RULE 3: count ourselves idle, then look at our own work again. */
+	atomic_fetch_add(&nr_idle, 1);
+	if (!atomic_load(&rq_len) && !atomic_load(&done)) {
 		s->idle_sleeps++;
-		/* RULE 6: no timeout. EINTR only if a signal handler ran. */
-		while (umcg_wait(0, 0))
-			if (errno != EINTR)
-				fatal("server %d: idle umcg_wait: %s", s->idx, strerror(errno));
-		/*
-		 * Only a popper sets an idle server RUNNING, so our node must
-		 * be marked now; if not, remove it and count an error.
-		 */
-		if (umcg_idle_servers_remove(me)) {
-			fail("server %d woken without being popped", s->idx);
+		uint64_t deadline = 0;
+		if (idle_timeout_ms)
+			deadline = umcg_now_ns() + (uint64_t)idle_timeout_ms * 1000000;
+		/* RULES 3, 5, 6: the library re-checks the idle-workers list. */
+		if (umcg_idle_group_wait(&grp, me, deadline)) {
+			if (errno != ETIMEDOUT)
+				fatal("server %d: umcg_idle_group_wait: %s", s->idx,
+				      strerror(errno));
+			s->idle_timeouts++;
+		}
+		if (low_state(me) != UMCG_TASK_RUNNING) {
+			fail("server %d back from its idle wait in state %#x", s->idx,
+			     umcg_state_load(me));
 			s->errors++;
-		} else {
-			int why = atomic_exchange_explicit(&s->wake_reason, WAKE_BY_LIBUMCG,
-							   memory_order_relaxed);
-			s->woken[why]++;
 		}
 	}
-	/* RULE 5: unlink marked nodes (ours included) before we push again. */
-	umcg_idle_servers_gc(&isl_head, NULL, NULL);
+	atomic_fetch_sub(&nr_idle, 1);
 }
 
 static void *server_main(void *arg)
@@ -453,7 +418,10 @@ static void *server_main(void *arg)
 	me->api_version = UMCG_API_VERSION;
 	if (umcg_ctl(UMCG_CTL_REGISTER, me))
 		fatal("server %d: umcg_ctl(REGISTER): %s", s->idx, strerror(errno));
-	/* ... then names itself in server_tid, so that poppers can wake it. */
+	/*
+	 * ... then names itself in server_tid: umcg_idle_group_wait() needs
+	 * it, and it is how a waker that took this server finds its thread.
+	 */
 	s->tid = umcg_gettid();
 	__atomic_store_n(&me->server_tid, s->tid, __ATOMIC_RELEASE);
 
@@ -511,9 +479,8 @@ static void *worker_main(void *arg)
 	memset(me, 0, sizeof *me);
 	me->state = UMCG_TASK_IDLE;
 	me->api_version = UMCG_API_VERSION;
-	me->idle_workers_ptr = (uint64_t)(uintptr_t)&iwl_head;
-	me->idle_servers_ptr = (uint64_t)(uintptr_t)&isl_head;
-	w->tid = umcg_gettid(); /* published by libumcg's push (release) */
+	umcg_idle_group_worker_init(&grp, me); /* the group's words, per design */
+	w->tid = umcg_gettid();		       /* published by libumcg's push (release) */
 	/* ... and is queued as idle: the call returns once a server runs it. */
 	if (umcg_ctl(UMCG_CTL_REGISTER | UMCG_CTL_WORKER, me))
 		fatal("worker %d: umcg_ctl(REGISTER|WORKER): %s", w->idx, strerror(errno));
@@ -523,7 +490,7 @@ static void *worker_main(void *arg)
 		compute((uint64_t)compute_us * 1000);
 
 		/* Each wrapper: block point (T6), the call, wake point (T7). */
-		if (umcg_usleep((useconds_t)sleep_us))
+		if (umcg_usleep((unsigned int)sleep_us))
 			fail("worker %d: usleep: %s", w->idx, strerror(errno));
 		w->blocks++;
 		check_running(w, "usleep");
@@ -574,8 +541,10 @@ static void *worker_main(void *arg)
 static void usage(const char *argv0)
 {
 	fprintf(stderr,
-		"usage: %s [-s servers] [-w workers] [-n ops] [-c compute_us] [-u sleep_us]\n"
-		"          [-p] [-H] [-t watchdog_s]\n"
+		"usage: %s [-i stack|eventfd|tid] [-s servers] [-w workers] [-n ops]\n"
+		"          [-c compute_us] [-u sleep_us] [-p] [-H] [-T idle_ms] [-t watchdog_s]\n"
+		"  -i D  idle-server design (umcg_idle.h): stack (v0.3, default), eventfd\n"
+		"        (the review's idle_fd), tid (v0.4's idle_server_tid_ptr)\n"
 		"  -s N  servers (default: one per CPU we may run on)\n"
 		"  -w M  workers (default 64)\n"
 		"  -n K  operations per worker (default 200)\n"
@@ -583,6 +552,7 @@ static void usage(const char *argv0)
 		"  -u U  umcg_usleep() per operation, microseconds (default 300)\n"
 		"  -p    pin server i to CPU i (mod the number of CPUs)\n"
 		"  -H    no current-CPU placement hint (umcg_tune(UMCG_TUNE_CURRENT_CPU_HINT, 0))\n"
+		"  -T MS idle waits time out after MS milliseconds (default: no timeout)\n"
 		"  -t S  watchdog: fail if nothing progresses for S seconds (default 20)\n",
 		argv0);
 	exit(2);
@@ -611,11 +581,17 @@ static uint64_t progress(void)
 /* The watchdog fired: print what every thread is doing, for the bug report. */
 static void dump_state(void)
 {
+	/* the group's words are opaque; read them here only to help debugging */
 	fprintf(stderr,
 		"fifo_demo: no progress for %ld s: lost wake-up?\n"
-		"  iwl_head %#llx isl_head %#llx rq_len %ld finished %d/%d done %d\n",
-		watchdog_s, (unsigned long long)__atomic_load_n(&iwl_head, __ATOMIC_RELAXED),
-		(unsigned long long)__atomic_load_n(&isl_head, __ATOMIC_RELAXED),
+		"  design %s: idle_workers %#llx idle_servers %#llx idle_server_tid %u "
+		"idle_fd waiters %u\n"
+		"  nr_idle %d rq_len %ld finished %d/%d done %d\n",
+		watchdog_s, umcg_idle_design_name(idle_design),
+		(unsigned long long)__atomic_load_n(&grp.idle_workers, __ATOMIC_RELAXED),
+		(unsigned long long)__atomic_load_n(&grp.idle_servers, __ATOMIC_RELAXED),
+		__atomic_load_n(&grp.idle_server_tid, __ATOMIC_RELAXED),
+		__atomic_load_n(&grp.idle_fd.waiters, __ATOMIC_RELAXED), atomic_load(&nr_idle),
 		atomic_load(&rq_len), atomic_load(&nr_finished), nr_workers, atomic_load(&done));
 	for (int i = 0; i < nr_servers; i++) {
 		struct server *s = &servers[i];
@@ -657,8 +633,12 @@ int main(int argc, char **argv)
 	nr_servers = nr_cpus;
 
 	int opt;
-	while ((opt = getopt(argc, argv, "s:w:n:c:u:pHt:h")) != -1) {
+	while ((opt = getopt(argc, argv, "i:s:w:n:c:u:pHT:t:h")) != -1) {
 		switch (opt) {
+		case 'i':
+			if (umcg_idle_design_parse(optarg, &idle_design))
+				usage(argv[0]);
+			break;
 		case 's':
 			nr_servers = (int)parse_num(optarg, 1, 1024, argv[0]);
 			break;
@@ -680,6 +660,9 @@ int main(int argc, char **argv)
 		case 'H':
 			no_cpu_hint = true;
 			break;
+		case 'T':
+			idle_timeout_ms = parse_num(optarg, 0, 3600000, argv[0]);
+			break;
 		case 't':
 			watchdog_s = parse_num(optarg, 1, 3600, argv[0]);
 			break;
@@ -691,6 +674,9 @@ int main(int argc, char **argv)
 		usage(argv[0]);
 	if (no_cpu_hint && umcg_tune(UMCG_TUNE_CURRENT_CPU_HINT, 0))
 		fatal("umcg_tune: %s", strerror(errno));
+	if (umcg_idle_group_init(&grp, idle_design))
+		fatal("umcg_idle_group_init(%s): %s", umcg_idle_design_name(idle_design),
+		      strerror(errno));
 
 	for (int i = 0; i < NR_PIPES; i++)
 		if (pipe(pipes[i]))
@@ -702,11 +688,16 @@ int main(int argc, char **argv)
 	memset(servers, 0, sizeof *servers * (size_t)nr_servers);
 	memset(workers, 0, sizeof *workers * (size_t)nr_workers);
 
+	char idle_tmo[32] = "none";
+	if (idle_timeout_ms)
+		snprintf(idle_tmo, sizeof idle_tmo, "%ld ms", idle_timeout_ms);
 	printf("fifo_demo: %d servers, %d workers x %ld ops "
 	       "(compute %ld us, umcg_usleep %ld us, pipe write+read)\n"
-	       "           %d CPUs, servers %s, current-CPU hint %s\n",
+	       "           %d CPUs, servers %s, current-CPU hint %s\n"
+	       "           idle design %s, idle-wait timeout %s\n",
 	       nr_servers, nr_workers, nr_ops, compute_us, sleep_us, nr_cpus,
-	       pin_servers ? "pinned one per CPU" : "not pinned", no_cpu_hint ? "off" : "on");
+	       pin_servers ? "pinned one per CPU" : "not pinned", no_cpu_hint ? "off" : "on",
+	       umcg_idle_design_name(idle_design), idle_tmo);
 	fflush(stdout);
 
 	/* Small stacks: a worker needs little, and -w 1000 means 1000 threads. */
@@ -756,8 +747,8 @@ int main(int argc, char **argv)
 	double cpu = tv_s(ru.ru_utime) + tv_s(ru.ru_stime);
 
 	/* ---- totals and exact checks ---- */
-	long ops = 0, blocks = 0, runs = 0, taken = 0, sleeps = 0, kicks = 0, finishes = 0;
-	long woken[3] = {0, 0, 0}, errors = 0;
+	long ops = 0, blocks = 0, runs = 0, taken = 0, sleeps = 0, timeouts = 0, kicks = 0;
+	long shutdown_wakes = 0, finishes = 0, errors = 0;
 	int finished = 0;
 	for (int i = 0; i < nr_workers; i++) {
 		struct worker *w = &workers[i];
@@ -774,11 +765,11 @@ int main(int argc, char **argv)
 		runs += s->runs;
 		taken += s->iwl_taken;
 		sleeps += s->idle_sleeps;
+		timeouts += s->idle_timeouts;
 		kicks += s->kicks;
+		shutdown_wakes += s->shutdown_wakes;
 		finishes += s->finishes;
 		errors += s->errors;
-		for (int j = 0; j < 3; j++)
-			woken[j] += s->woken[j];
 	}
 	long M = nr_workers, K = nr_ops;
 	if (ops != M * K)
@@ -796,8 +787,32 @@ int main(int argc, char **argv)
 	/* Each run ends with a block or with the worker's exit. */
 	if (runs != blocks + M)
 		fail("switches %ld, expected blocks + M = %ld", runs, blocks + M);
-	if (kicks != woken[WAKE_BY_KICK])
-		fail("kicks %ld but %ld servers woken by a kick", kicks, woken[WAKE_BY_KICK]);
+	/* Every idle server left server_idle(); a wake-up can only end a wait. */
+	if (atomic_load(&nr_idle))
+		fail("%d servers still counted idle at exit", atomic_load(&nr_idle));
+	/*
+	 * On the stack and the tid word, a successful wake_one() took one
+	 * announced server, whose wait it ended. (An eventfd write is a count
+	 * that any number of waits, or none yet, may consume.)
+	 */
+	if (idle_design != UMCG_IDLE_EVENTFD && kicks + shutdown_wakes > sleeps)
+		fail("%ld servers woken by servers, but only %ld idle waits",
+		     kicks + shutdown_wakes, sleeps);
+	if (!idle_timeout_ms && timeouts)
+		fail("%ld idle waits timed out without a timeout", timeouts);
+	/*
+	 * The group is quiescent: no worker queued, no server announced. (The
+	 * fields are the library's; this is the demo checking the library.)
+	 */
+	if (!umcg_idle_workers_empty(&grp.idle_workers) ||
+	    !umcg_idle_servers_empty(&grp.idle_servers) ||
+	    __atomic_load_n(&grp.idle_servers, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&grp.idle_server_tid, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&grp.idle_fd.waiters, __ATOMIC_ACQUIRE))
+		fail("idle group not quiescent at exit: idle_workers %#llx idle_servers %#llx "
+		     "idle_server_tid %u idle_fd waiters %u",
+		     (unsigned long long)grp.idle_workers, (unsigned long long)grp.idle_servers,
+		     grp.idle_server_tid, grp.idle_fd.waiters);
 	if (atomic_load(&rq_len) || rq_head)
 		fail("run queue not empty at exit");
 	if (errors)
@@ -811,10 +826,11 @@ int main(int argc, char **argv)
 	printf("  wakes               %ld workers taken from the idle-workers list\n"
 	       "                      (= blocks + %ld registrations)\n",
 	       taken, M);
-	printf("  idle-server wakes   %ld by libumcg (popped at a worker's wake point),\n"
-	       "                      %ld by a server with more queued work, %ld at shutdown\n",
-	       woken[WAKE_BY_LIBUMCG], woken[WAKE_BY_KICK], woken[WAKE_AT_SHUTDOWN]);
-	printf("  server idle sleeps  %ld\n", sleeps);
+	printf("  server idle waits   %ld in the %s group, %ld timed out\n", sleeps,
+	       umcg_idle_design_name(idle_design), timeouts);
+	printf("  idle-server wakes   %ld by a server with more queued work, %ld at shutdown\n"
+	       "                      (the others: libumcg, at a worker's wake point)\n",
+	       kicks, shutdown_wakes);
 	printf("  CPU utilisation     %.1f %% (user %.2f s + sys %.2f s over %.3f s x %d CPUs)\n",
 	       100.0 * cpu / (elapsed * nr_cpus), tv_s(ru.ru_utime), tv_s(ru.ru_stime), elapsed,
 	       nr_cpus);
@@ -825,7 +841,7 @@ int main(int argc, char **argv)
 		char cpu_s[16] = "-";
 		if (s->cpu >= 0)
 			snprintf(cpu_s, sizeof cpu_s, "%d", s->cpu);
-		printf("  server %-3d cpu %-3s runs %-8ld idle sleeps %-6ld kicks %-6ld "
+		printf("  server %-3d cpu %-3s runs %-8ld idle waits %-6ld kicks %-6ld "
 		       "finishes %ld\n",
 		       i, cpu_s, s->runs, s->idle_sleeps, s->kicks, s->finishes);
 	}
@@ -834,6 +850,7 @@ int main(int argc, char **argv)
 		close(pipes[i][0]);
 		close(pipes[i][1]);
 	}
+	umcg_idle_group_destroy(&grp);
 	free(workers);
 	free(servers);
 	if (atomic_load(&nr_failures)) {

@@ -81,6 +81,9 @@ run_variant() {
 		run_demo "$v default${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/fifo_demo
 		run_demo "$v -s 1${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/fifo_demo -s 1 -n 50
 	fi
+	if [ -x "$dir"/examples/epoll_server ]; then
+		run_demo "$v epoll_server${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/epoll_server -n 100
+	fi
 }
 
 for v in "${variants[@]}"; do

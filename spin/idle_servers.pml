@@ -19,6 +19,10 @@
  *   TIMEOUT=1 the server's wait may time out (server_timeout_restore).
  *   SECTION=0 the wake runs after read_unlock (hooks.c today);
  *   SECTION=1 the wake runs inside the read-side section (proposed fix).
+ *   TAKEN_GP=1 group.c taken(): a popped server, once RUNNING, waits for a
+ *             grace period (umcg__gp_synchronize) before gc, outside gc_lock.
+ *   GP_LOCK=1 every grace period is serialised by one mutex (gp_lock);
+ *             GP_LOCK=0: only GC's is (under gc_lock), taken()'s is not.
  *
  * Mutations, each expected to fail with GRACE=1 (the model can fail):
  *   NO_RECHECK=1      read_lock does not re-check the epoch.
@@ -53,6 +57,12 @@
 #endif
 #ifndef SECTION
 #define SECTION 0
+#endif
+#ifndef TAKEN_GP
+#define TAKEN_GP 0
+#endif
+#ifndef GP_LOCK
+#define GP_LOCK 0
 #endif
 #ifndef NO_RECHECK
 #define NO_RECHECK 0
@@ -89,6 +99,7 @@ byte w[NS + 1];		/* w[0] = head; w[i] = node of server i */
 byte epoch;		/* gp_epoch */
 byte readers[2];	/* gp_readers */
 byte gclock;		/* gc_lock: 0 = free, else the owner's id */
+byte gplock;		/* gp_lock (GP_LOCK=1) */
 byte state[NS + 1];	/* servers' ABI state words (WAKE=1) */
 
 /* ---- ghost state (never read by the modelled code) ---------------------- */
@@ -250,11 +261,19 @@ inline remove()
 	od
 }
 
-/* synchronize(): advance the epoch, wait for the old epoch's readers. */
+/* umcg__gp_synchronize(): advance the epoch, wait for the old epoch's
+ * readers. GP_LOCK=1: under a mutex of its own (gp_lock). */
 inline synchronize()
 {
+#if GP_LOCK
+	atomic { gplock == 0 -> gplock = me; e = epoch; epoch++ }
+#else
 	atomic { e = epoch; epoch++ }		/* seq_cst fetch_add */
+#endif
 	(readers[e % 2] == 0);			/* seq_cst load (+ sched_yield) */
+#if GP_LOCK
+	gplock = 0;
+#endif
 	e = 0
 }
 
@@ -341,7 +360,12 @@ end_wait:	   if
 		remove();				/* settle_stack() */
 		if
 		:: rm -> restore()			/* restore_running() */
-		:: else -> (state[me] == RUNNING)	/* wait_until_running() */
+		:: else -> (state[me] == RUNNING);	/* taken(): wait_until_running() */
+#if TAKEN_GP
+			synchronize()			/* taken(): umcg__gp_synchronize() */
+#else
+			skip
+#endif
 		fi;
 #else
 		remove();

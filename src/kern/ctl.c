@@ -93,13 +93,15 @@ static int do_register(uint32_t flags, struct umcg_task *self)
 	if (!k)
 		return -ENOMEM;
 	uint32_t tid = umcg__gettid();
-	k->worker = worker;
+	atomic_store_explicit(&k->worker, worker, memory_order_relaxed);
 	atomic_store_explicit(&k->pinned_cpu, -1, memory_order_relaxed);
 	atomic_store_explicit(&k->sleeping, 0, memory_order_relaxed);
 	atomic_store_explicit(&k->hook_depth, 0, memory_order_relaxed);
-	if (sched_getaffinity(0, sizeof k->allowed, &k->allowed))
-		CPU_ZERO(&k->allowed); /* no placement hints for this task */
-	k->bound = CPU_COUNT(&k->allowed) == 1;
+	cpu_set_t allowed;
+	if (sched_getaffinity(0, sizeof allowed, &allowed))
+		CPU_ZERO(&allowed); /* no placement hints for this task */
+	umcg__set_allowed(k, &allowed);
+	atomic_store_explicit(&k->bound, CPU_COUNT(&allowed) == 1, memory_order_relaxed);
 	atomic_store_explicit(&k->tid, tid, memory_order_relaxed);
 	atomic_store_explicit(&k->self, self, memory_order_relaxed);
 	if (umcg__registry_insert(tid, k)) { /* release: publishes the fields above */

@@ -57,7 +57,13 @@ struct umcg_ktask {
 	_Atomic(struct umcg_task *) self;
 	/* Kernel tid of the owner; written before publication in the registry. */
 	_Atomic uint32_t tid;
-	bool worker;
+	/*
+	 * Fields a waker reads after a lookup are atomic (relaxed is enough:
+	 * they are published by the registry's release store), because a
+	 * racing waker may read a record that is being recycled for a new
+	 * registration; it then reads a stale or new value, never a torn one.
+	 */
+	_Atomic bool worker;
 	/* futex word of the sleep/wake protocol above */
 	_Atomic uint32_t wake_seq;
 	_Atomic uint32_t sleeping;
@@ -72,10 +78,10 @@ struct umcg_ktask {
 	_Atomic int hook_depth;
 	/* Placement: the CPU we pinned the task to, or -1 (not pinned by us). */
 	_Atomic int pinned_cpu;
-	/* Affinity of the thread at registration: the "allowed" CPUs. */
-	cpu_set_t allowed;
+	/* Affinity of the thread at registration: the "allowed" CPUs (bitmap). */
+	_Atomic uint64_t allowed[CPU_SETSIZE / 64];
 	/* allowed holds exactly one CPU: the task "stands for" that CPU. */
-	bool bound;
+	_Atomic bool bound;
 	/* Pool free-list link. */
 	struct umcg_ktask *free_next;
 };
@@ -100,6 +106,9 @@ void umcg__ttwu(struct umcg_ktask *k, bool current_cpu);
  * Returns 0, -EINTR (only if interruptible) or -ETIMEDOUT.
  */
 int umcg__idle_loop(struct umcg_ktask *k, uint64_t abs_timeout, bool interruptible);
+/* k->allowed <-> cpu_set_t */
+void umcg__set_allowed(struct umcg_ktask *k, const cpu_set_t *set);
+void umcg__get_allowed(struct umcg_ktask *k, cpu_set_t *set);
 /* Undo our pinning of k (restore its registration-time affinity). */
 void umcg__unpin(struct umcg_ktask *k);
 extern _Atomic int umcg__current_cpu_hint;

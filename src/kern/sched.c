@@ -49,13 +49,41 @@ UMCG_EXPORT int umcg_tune(enum umcg_tunable what, long value)
 	return -1;
 }
 
+void umcg__set_allowed(struct umcg_ktask *k, const cpu_set_t *set)
+{
+	for (int w = 0; w < CPU_SETSIZE / 64; w++) {
+		uint64_t bits = 0;
+		for (int b = 0; b < 64; b++)
+			if (CPU_ISSET(w * 64 + b, set))
+				bits |= 1ull << b;
+		atomic_store_explicit(&k->allowed[w], bits, memory_order_relaxed);
+	}
+}
+
+void umcg__get_allowed(struct umcg_ktask *k, cpu_set_t *set)
+{
+	CPU_ZERO(set);
+	for (int w = 0; w < CPU_SETSIZE / 64; w++) {
+		uint64_t bits = atomic_load_explicit(&k->allowed[w], memory_order_relaxed);
+		for (int b = 0; bits && b < 64; b++)
+			if (bits & (1ull << b))
+				CPU_SET(w * 64 + b, set);
+	}
+}
+
+static bool cpu_allowed(struct umcg_ktask *k, int cpu)
+{
+	return atomic_load_explicit(&k->allowed[cpu / 64], memory_order_relaxed) &
+	       (1ull << (cpu % 64));
+}
+
 static void place_on_current_cpu(struct umcg_ktask *k)
 {
 	struct umcg_ktask *waker = umcg__current();
-	if (!waker || !waker->bound)
+	if (!waker || !atomic_load_explicit(&waker->bound, memory_order_relaxed))
 		return;
 	int cpu = sched_getcpu(); /* vDSO / rseq: no syscall */
-	if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &k->allowed))
+	if (cpu < 0 || cpu >= CPU_SETSIZE || !cpu_allowed(k, cpu))
 		return;
 	if (atomic_load_explicit(&k->pinned_cpu, memory_order_relaxed) == cpu)
 		return;
@@ -73,15 +101,17 @@ void umcg__unpin(struct umcg_ktask *k)
 {
 	if (atomic_exchange_explicit(&k->pinned_cpu, -1, memory_order_relaxed) < 0)
 		return;
+	cpu_set_t set;
+	umcg__get_allowed(k, &set);
 	umcg__stats.setaffinity++;
-	sched_setaffinity((pid_t)atomic_load_explicit(&k->tid, memory_order_relaxed),
-			  sizeof k->allowed, &k->allowed);
+	sched_setaffinity((pid_t)atomic_load_explicit(&k->tid, memory_order_relaxed), sizeof set,
+			  &set);
 }
 
 void umcg__ttwu(struct umcg_ktask *k, bool current_cpu)
 {
 	if (atomic_load_explicit(&umcg__current_cpu_hint, memory_order_relaxed)) {
-		if (current_cpu && k->worker)
+		if (current_cpu && atomic_load_explicit(&k->worker, memory_order_relaxed))
 			place_on_current_cpu(k);
 		else
 			umcg__unpin(k);
