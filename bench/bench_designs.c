@@ -54,8 +54,8 @@
  *          and after. All groups idle at the same time (they are
  *          independent), so the part takes -T seconds, not 4 x -T.
  *
- *  4 tput  Throughput of a wake-heavy workload: -W workers (real UMCG
- *          workers) each do -k operations of -c us computation + a -u us
+ *  4 tput  Throughput under load, per workload (-L W:c:u:k): W real UMCG
+ *          workers each do k operations of c us computation + a u us
  *          sleep entered through the block and wake points (the body of
  *          umcg_usleep(), src/detect/wrap.c, inlined so the wake point's
  *          calls can be counted apart from the block point's), run by a
@@ -67,6 +67,12 @@
  *          and per operation: idle waits, idle sleeps, wake-ups issued.
  *          Operation and run counts are checked exactly; a mismatch exits 1.
  *          Baseline: the same workers as plain threads (kernel scheduling).
+ *          Default workloads: 64 workers x (20 us + 50 us): saturated, the
+ *          servers almost never idle (what the brief's "many workers" gives
+ *          on 2 CPUs); 8 workers x (10 us + 200 us): servers idle and are
+ *          woken about once per operation, so the idle path is measured.
+ *          The timer slack of every thread is left at the default (50 us):
+ *          a "50 us" sleep lasts ~100 us.
  *
  * Output: tables on stdout; with -o FILE a TSV (one section name per row,
  * "#"-headers per section) for scripts/plot-designs.sh.
@@ -98,13 +104,15 @@
 #include "umcg.h"
 #include "umcg_idle.h"
 #include "umcg_lists.h"
+#include "lists/lists.h" /* umcg__isl_no_grace_period: the stk-nogp diagnostic */
 
 /* part 4's default workloads (workers:compute_us:sleep_us:ops per worker) */
-#define DEFAULT_WORKLOADS  "64:20:50:300"  /* saturated: servers seldom idle */
-#define DEFAULT_WORKLOADS2 "64:10:3000:60" /* sparse: idle wake-ups on the critical path */
+#define DEFAULT_WORKLOADS  "64:20:50:150" /* many workers, saturated: servers seldom idle */
+#define DEFAULT_WORKLOADS2 "8:10:200:600" /* wake-heavy: idle waits on the critical path */
 #define NDESIGN		   3
 #define D_FUTEX		   (-1) /* the futex baseline, where a design index is expected */
 #define D_THREAD	   (-2) /* plain threads (throughput baseline) */
+#define D_NOGP		   (-3) /* diagnostic: the stack without the server\'s grace-period waits */
 
 /* ---- options --------------------------------------------------------------- */
 
@@ -128,6 +136,7 @@ static struct {
 	int nsrv_counts;
 	int reps;	  /* -r */
 	bool pin_servers; /* -A */
+	bool no_diag;	  /* -x: skip part 1's stk-nogp diagnostic */
 	const char *out;  /* -o */
 } opt;
 
@@ -155,6 +164,8 @@ static const char *dname(int d)
 		return "futex";
 	if (d == D_THREAD)
 		return "threads";
+	if (d == D_NOGP)
+		return "stk-nogp";
 	return umcg_idle_design_name((enum umcg_idle_design)d);
 }
 
@@ -405,7 +416,8 @@ static struct lat_ctx {
 	struct umcg_task srv; /* 64-byte aligned by its type */
 	struct token tok;
 	struct umcg_idle_group g;
-	int design;
+	int design; /* of the group: a design, or D_FUTEX */
+	bool nogp;  /* D_NOGP: stack group, nogp_wait() */
 	enum bench_pin pin;
 	size_t total;
 	_Atomic uint32_t srv_tid;
@@ -431,6 +443,36 @@ struct lat_result {
 	bool done;
 };
 
+/*
+ * The stk-nogp diagnostic: the stack design's idle wait written with the
+ * public list calls (what umcg_idle_group_wait does for the stack: IDLE,
+ * push, re-check, sleep, settle, GC) but run with the library's test hook
+ * umcg__isl_no_grace_period set, so that the GC does not wait for a grace
+ * period (and without group.c's taken(), which waits for one as well).
+ * NOT a safe design: it only shows what the grace-period waits cost. Safe
+ * here: one server, one waker whose pop has completed before the server
+ * can re-push (the waker's read section still covers its FUTEX_WAKE, which
+ * touches no user memory).
+ */
+static void nogp_wait(struct umcg_idle_group *g, struct umcg_task *me)
+{
+	uint32_t st = umcg_state_load(me);
+	umcg_state_store(me, (st & ~UMCG_TF_STATE_MASK) | UMCG_TASK_IDLE);
+	umcg_idle_servers_push(&g->idle_servers, me); /* seq_cst, then the re-check */
+	if (umcg_idle_workers_empty(&g->idle_workers))
+		umcg_wait(0, 0); /* EINTR: settled below */
+	if (umcg_idle_servers_remove(me)) {
+		st = umcg_state_load(me);
+		while ((st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING &&
+		       !umcg_state_cas(me, &st, (st & ~UMCG_TF_STATE_MASK) | UMCG_TASK_RUNNING))
+			;
+	} else {
+		while ((umcg_state_load(me) & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING)
+			umcg_wait(0, 0);
+	}
+	umcg_idle_servers_gc(&g->idle_servers, NULL, NULL);
+}
+
 static void *lat_server(void *arg)
 {
 	(void)arg;
@@ -449,7 +491,9 @@ static void *lat_server(void *arg)
 			t1 = bench_now();
 		} else {
 			for (;;) {
-				if (umcg_idle_group_wait(&L.g, &L.srv, 0))
+				if (L.nogp)
+					nogp_wait(&L.g, &L.srv);
+				else if (umcg_idle_group_wait(&L.g, &L.srv, 0))
 					bench_die("umcg_idle_group_wait: %s", strerror(errno));
 				t1 = bench_now();
 				if (!umcg_idle_workers_empty(&L.g.idle_workers))
@@ -521,7 +565,8 @@ static void lat_run(int design, enum bench_pin pin, long n, long warm, struct la
 	r->pin = pin;
 	size_t total = (size_t)(n + warm);
 	memset(&L, 0, sizeof L);
-	L.design = design;
+	L.nogp = design == D_NOGP;
+	L.design = L.nogp ? UMCG_IDLE_STACK : design;
 	L.pin = pin;
 	L.total = total;
 	L.lat = xcalloc(total, sizeof *L.lat);
@@ -530,15 +575,17 @@ static void lat_run(int design, enum bench_pin pin, long n, long warm, struct la
 	L.wk = xcalloc(total, sizeof *L.wk);
 	L.sv = xcalloc(total, sizeof *L.sv);
 	L.nv = xcalloc(total, sizeof *L.nv);
-	if (design >= 0 && umcg_idle_group_init(&L.g, (enum umcg_idle_design)design))
+	if (L.design >= 0 && umcg_idle_group_init(&L.g, (enum umcg_idle_design)L.design))
 		bench_die("umcg_idle_group_init: %s", strerror(errno));
+	umcg__isl_no_grace_period = L.nogp;
 	bench_watchdog(120);
 	pthread_t s = start_thread(lat_server, NULL);
 	pthread_t w = start_thread(lat_waker, NULL);
 	join_thread(s);
 	join_thread(w);
 	bench_watchdog(0);
-	if (design >= 0)
+	umcg__isl_no_grace_period = 0;
+	if (L.design >= 0)
 		umcg_idle_group_destroy(&L.g);
 
 	size_t same = 0;
@@ -568,31 +615,83 @@ static void lat_run(int design, enum bench_pin pin, long n, long warm, struct la
 	free(L.nv);
 }
 
+static double median_dbl(double *v, int n);
+
+/* part 1's numbers of one case, over the repetitions */
+struct lat_agg {
+	bool done;
+	int design;
+	size_t n;			/* samples per repetition */
+	double p50, p99, mean, samecpu; /* medians over the repetitions (ns, %) */
+	double p50lo, p50hi, min, max;	/* range of p50; extremes over all samples */
+	double wk, sv;			/* system calls per sample, all repetitions */
+	uint64_t wk_min, wk_max;
+};
+
+static void lat_aggregate(const struct lat_result *r, int reps, struct lat_agg *a)
+{
+	double p50[64], p99[64], mean[64], same[64];
+	double n = 0, wk = 0, sv = 0;
+	memset(a, 0, sizeof *a);
+	a->min = 1e30;
+	a->wk_min = UINT64_MAX;
+	for (int i = 0; i < reps; i++) {
+		p50[i] = (double)r[i].st.p50;
+		p99[i] = (double)r[i].st.p99;
+		mean[i] = r[i].st.mean;
+		same[i] = r[i].samecpu;
+		a->min = (double)r[i].st.min < a->min ? (double)r[i].st.min : a->min;
+		a->max = (double)r[i].st.max > a->max ? (double)r[i].st.max : a->max;
+		a->wk_min = r[i].wk_min < a->wk_min ? r[i].wk_min : a->wk_min;
+		a->wk_max = r[i].wk_max > a->wk_max ? r[i].wk_max : a->wk_max;
+		n += (double)r[i].st.n;
+		wk += (double)sc_total(&r[i].wk);
+		sv += (double)sc_total(&r[i].sv);
+	}
+	a->done = true;
+	a->design = r[0].design;
+	a->n = r[0].st.n;
+	a->p50 = median_dbl(p50, reps);
+	a->p50lo = p50[0]; /* sorted by median_dbl */
+	a->p50hi = p50[reps - 1];
+	a->p99 = median_dbl(p99, reps);
+	a->mean = median_dbl(mean, reps);
+	a->samecpu = median_dbl(same, reps);
+	a->wk = wk / n;
+	a->sv = sv / n;
+}
+
 static void part_lat(void)
 {
-	static const int order[] = {D_FUTEX, UMCG_IDLE_STACK, UMCG_IDLE_EVENTFD,
-				    UMCG_IDLE_TID_WORD};
-	struct lat_result res[BENCH_PIN_NR][4];
+	static const int order[] = {D_FUTEX, UMCG_IDLE_STACK, UMCG_IDLE_EVENTFD, UMCG_IDLE_TID_WORD,
+				    D_NOGP};
+	enum { NK = 5 };
+	int reps = opt.reps;
+	struct lat_result *res = xcalloc((size_t)(BENCH_PIN_NR * NK * reps), sizeof *res);
+	struct lat_agg agg[BENCH_PIN_NR][NK];
 	char la[64];
-	memset(res, 0, sizeof res);
+	memset(agg, 0, sizeof agg);
 	loadavg(la, sizeof la);
 	printf(
 	    "\n== 1. idle-server wake-up latency (us): t0 = waker, just before the append + wake "
 	    "(dummy worker:\n"
 	    "   umcg_idle_workers_push + umcg__wake_idle_server) -> t1 = server returned from "
 	    "umcg_idle_group_wait\n"
-	    "   (futex: from sem_wait). Server asleep (state S) at t0 in every sample. n=%ld "
-	    "after %ld warm-up. load %s\n",
-	    opt.lat_n, opt.lat_warm, la);
+	    "   (futex: from sem_wait). Server asleep (state S) at t0 in every sample. %d runs "
+	    "of n=%ld (after %ld warm-up)\n"
+	    "   per case, interleaved; p50/mean/p99 = median over the runs, p50 range = "
+	    "min..max over the runs. load %s\n",
+	    reps, opt.lat_n, opt.lat_warm, la);
 	printf("   pin: same = server+waker on cpu%d; diff = server cpu%d, waker cpu%d; none = "
 	       "unpinned\n",
 	       bench_pin_cpu(BENCH_PIN_SAME, 0), bench_pin_cpu(BENCH_PIN_DIFF, 0),
 	       bench_pin_cpu(BENCH_PIN_DIFF, 1));
-	printf("%-8s %-5s %6s %8s %8s %8s %8s %8s %7s %7s %7s %7s %6s %6s %6s\n", "design", "pin",
-	       "n", "min", "p50", "mean", "p99", "max", "x50fut", "x99fut", "x50stk", "x99stk",
-	       "same%", "wk_sc", "sv_sc");
+	printf("%-8s %-5s %5s %7s %7s %13s %7s %8s %9s %6s %6s %6s %6s %5s %5s %5s\n", "design",
+	       "pin", "n", "min", "p50", "p50 range", "mean", "p99", "max", "x50fut", "x99fut",
+	       "x50stk", "x99stk", "same%", "wk_sc", "sv_sc");
 	tsv_row("#lat\tdesign\tpin\tn\tmin_us\tp50_us\tmean_us\tp99_us\tmax_us\tx50_futex\tx99_"
-		"futex\tx50_stack\tx99_stack\tsamecpu_pct\twaker_sc\tserver_sc");
+		"futex\tx50_stack\tx99_stack\tsamecpu_pct\twaker_sc\tserver_sc\truns\tp50_lo_"
+		"us\tp50_hi_us");
 	for (int p = 0; p < BENCH_PIN_NR; p++) {
 		if (!(opt.pins & (1u << p)))
 			continue;
@@ -600,49 +699,60 @@ static void part_lat(void)
 			printf("(pin %s: needs two CPUs, skipped)\n", bench_pin_name(p));
 			continue;
 		}
-		for (int k = 0; k < 4; k++) {
+		bool on[NK];
+		for (int k = 0; k < NK; k++) {
 			int d = order[k];
-			if (d >= 0 && !design_on(d))
-				continue;
-			lat_run(d, (enum bench_pin)p, opt.lat_n, opt.lat_warm, &res[p][k]);
+			on[k] = !((d >= 0 && !design_on(d)) ||
+				  (d == D_NOGP && (opt.no_diag || !design_on(UMCG_IDLE_STACK))));
 		}
-		for (int k = 0; k < 4; k++) {
-			struct lat_result *r = &res[p][k];
-			if (!r->done)
+		for (int i = 0; i < reps; i++) /* interleaved: drift hits every case alike */
+			for (int k = 0; k < NK; k++)
+				if (on[k])
+					lat_run(order[k], (enum bench_pin)p, opt.lat_n,
+						opt.lat_warm, &res[(p * NK + k) * reps + i]);
+		for (int k = 0; k < NK; k++)
+			if (on[k])
+				lat_aggregate(&res[(p * NK + k) * reps], reps, &agg[p][k]);
+		for (int k = 0; k < NK; k++) {
+			struct lat_agg *a = &agg[p][k];
+			if (!a->done)
 				continue;
-			const struct bench_stats *s = &r->st, *f = &res[p][0].st,
-						 *st = res[p][1].done ? &res[p][1].st : NULL;
-			double n = (double)s->n;
-			double x50f = (double)s->p50 / (double)f->p50,
-			       x99f = (double)s->p99 / (double)f->p99;
-			double x50s = st ? (double)s->p50 / (double)st->p50 : 0,
-			       x99s = st ? (double)s->p99 / (double)st->p99 : 0;
-			printf("%-8s %-5s %6zu %8.2f %8.2f %8.2f %8.2f %8.2f %7.2f %7.2f %7.2f "
-			       "%7.2f %6.1f %6.2f %6.2f\n",
-			       dname(r->design), bench_pin_name(p), s->n, us((double)s->min),
-			       us((double)s->p50), us(s->mean), us((double)s->p99),
-			       us((double)s->max), x50f, x99f, x50s, x99s, r->samecpu,
-			       (double)sc_total(&r->wk) / n, (double)sc_total(&r->sv) / n);
+			const struct lat_agg *f = &agg[p][0],
+					     *st = agg[p][1].done ? &agg[p][1] : NULL;
+			double x50f = a->p50 / f->p50, x99f = a->p99 / f->p99;
+			double x50s = st ? a->p50 / st->p50 : 0, x99s = st ? a->p99 / st->p99 : 0;
+			char range[32];
+			snprintf(range, sizeof range, "%.2f..%.2f", us(a->p50lo), us(a->p50hi));
+			printf(
+			    "%-8s %-5s %5zu %7.2f %7.2f %13s %7.2f %8.2f %9.1f %6.2f %6.2f %6.2f "
+			    "%6.2f %5.1f %5.2f %5.2f\n",
+			    dname(a->design), bench_pin_name(p), a->n, us(a->min), us(a->p50),
+			    range, us(a->mean), us(a->p99), us(a->max), x50f, x99f, x50s, x99s,
+			    a->samecpu, a->wk, a->sv);
 			tsv_row(
-			    "lat\t%s\t%s\t%zu\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%"
-			    ".3f\t%.1f\t%.3f\t%.3f",
-			    dname(r->design), bench_pin_name(p), s->n, us((double)s->min),
-			    us((double)s->p50), us(s->mean), us((double)s->p99), us((double)s->max),
-			    x50f, x99f, x50s, x99s, r->samecpu, (double)sc_total(&r->wk) / n,
-			    (double)sc_total(&r->sv) / n);
-			if (r->design >= 0 && (r->wk_min != 1 || r->wk_max != 1))
+			    "lat\t%s\t%s\t%zu\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%."
+			    "3f\t%.1f\t%.3f\t%.3f\t%d\t%.3f\t%.3f",
+			    dname(a->design), bench_pin_name(p), a->n, us(a->min), us(a->p50),
+			    us(a->mean), us(a->p99), us(a->max), x50f, x99f, x50s, x99s, a->samecpu,
+			    a->wk, a->sv, reps, us(a->p50lo), us(a->p50hi));
+			if (a->design != D_FUTEX && (a->wk_min != 1 || a->wk_max != 1))
 				fail("lat %s/%s: waker made %llu..%llu system calls per wake-up, "
 				     "expected exactly 1",
-				     dname(r->design), bench_pin_name(p),
-				     (unsigned long long)r->wk_min, (unsigned long long)r->wk_max);
+				     dname(a->design), bench_pin_name(p),
+				     (unsigned long long)a->wk_min, (unsigned long long)a->wk_max);
 		}
 	}
-	printf("   x50fut/x99fut: p50/p99 over the futex baseline's, same pinning, same run; "
+	free(res);
+	printf("   x50fut/x99fut: p50/p99 over the futex baseline's (same pinning, same run); "
 	       "x50stk/x99stk: over the stack's.\n"
 	       "   same%%: samples where the server returned on the CPU the waker ran on; wk_sc / "
 	       "sv_sc: system calls\n"
 	       "   per wake-up on the waker's side / per idle-wait cycle on the server's side "
-	       "(part 2 breaks them down).\n");
+	       "(part 2 breaks them down).\n"
+	       "   stk-nogp (diagnostic, -x skips it): the stack with the server's grace-period "
+	       "waits switched off\n"
+	       "   (test hook umcg__isl_no_grace_period; unsafe in general): what those waits "
+	       "cost.\n");
 }
 
 /* ================================================================================
@@ -691,7 +801,11 @@ struct busy_result {
 	long appends;
 };
 
-static void busy_run(int design, long appends, struct busy_result *r)
+/*
+ * push_only: append without the wake-up check (the reference: what the
+ * append alone costs). ns_per_append: median over 5 batches.
+ */
+static void busy_run(int design, bool push_only, long appends, struct busy_result *r)
 {
 	memset(r, 0, sizeof *r);
 	memset(&B, 0, sizeof B);
@@ -699,7 +813,9 @@ static void busy_run(int design, long appends, struct busy_result *r)
 		bench_die("umcg_idle_group_init: %s", strerror(errno));
 	bench_watchdog(120);
 	pthread_t s = start_thread(busy_server, NULL);
-	uint64_t ns = 0;
+	uint64_t ns = 0, batch[5];
+	long per = appends / 5 > 0 ? appends / 5 : 1;
+	appends = per * 5;
 	for (long m = 0; m < appends; m++) {
 		struct token *tk = &B.tok[m % BUSY_TOKENS];
 		while (atomic_load(&tk->queued))
@@ -710,8 +826,13 @@ static void busy_run(int design, long appends, struct busy_result *r)
 		sc_now(&a);
 		uint64_t t = bench_now();
 		umcg_idle_workers_push(&B.g.idle_workers, &tk->t);
-		umcg__wake_idle_server(&tk->t);
+		if (!push_only)
+			umcg__wake_idle_server(&tk->t);
 		ns += bench_now() - t;
+		if ((m + 1) % per == 0) {
+			batch[m / per] = ns;
+			ns = 0;
+		}
 		sc_now(&b);
 		sc_acc(&r->wk, &a, &b);
 		uint64_t tot = sc_total(&b) - sc_total(&a);
@@ -724,7 +845,7 @@ static void busy_run(int design, long appends, struct busy_result *r)
 	bench_watchdog(0);
 	umcg_idle_group_destroy(&B.g);
 	r->appends = appends;
-	r->ns_per_append = (double)ns / (double)appends;
+	r->ns_per_append = (double)bench_median(batch, 5) / (double)per;
 }
 
 /* (c), (d): two sleeping servers, one or two appends per round */
@@ -931,20 +1052,22 @@ static void part_sys(void)
 	printf("   (a) busy: nobody sleeps, a server spins on the list; %ld appends\n", appends);
 	printf("%-8s %10s %8s %12s\n", "design", "sc/append", "max", "ns/append");
 	tsv_row("#sys_busy\tdesign\tappends\twaker_sc_per_append\twaker_sc_max\tns_per_append");
-	for (int d = 0; d < NDESIGN; d++) {
-		if (!design_on(d))
+	for (int d = -1; d < NDESIGN; d++) {
+		if (d >= 0 && !design_on(d))
 			continue;
 		struct busy_result r;
-		busy_run(d, appends, &r);
+		busy_run(d < 0 ? UMCG_IDLE_STACK : d, d < 0, appends, &r);
+		const char *name = d < 0 ? "(push)" : dname(d);
 		double sc = (double)sc_total(&r.wk) / (double)r.appends;
-		printf("%-8s %10.4f %8llu %12.1f\n", dname(d), sc, (unsigned long long)r.wk_max,
+		printf("%-8s %10.4f %8llu %12.1f\n", name, sc, (unsigned long long)r.wk_max,
 		       r.ns_per_append);
-		tsv_row("sys_busy\t%s\t%ld\t%.4f\t%llu\t%.1f", dname(d), r.appends, sc,
+		tsv_row("sys_busy\t%s\t%ld\t%.4f\t%llu\t%.1f", name, r.appends, sc,
 			(unsigned long long)r.wk_max, r.ns_per_append);
 		if (r.wk_max != 0)
-			fail("sys busy %s: waker made a system call with no server asleep",
-			     dname(d));
+			fail("sys busy %s: waker made a system call with no server asleep", name);
 	}
+	printf("   ns/append: push + wake-up check, median of 5 batches, clock reads included; "
+	       "(push) = the append alone\n");
 
 	printf("   (b) 1 sleeper: %ld idle/wake cycles of part 1's loop, unpinned. Waker: calls "
 	       "per wake-up; server: calls\n"
@@ -1684,19 +1807,22 @@ static void usage(const char *argv0, int status)
 {
 	fprintf(status ? stderr : stdout,
 		"usage: %s [-P parts] [-d designs] [-o out.tsv] [-n N] [-w N] [-p pins] [-R N]\n"
-		"          [-T secs] [-I N] [-L W:c:u:k,...] [-S list] [-r N] [-A]\n"
+		"          [-T secs] [-I N] [-L W:c:u:k,...] [-S list] [-r N] [-A] [-x]\n"
 		"  -P  parts: lat,sys,cpu,tput or 1,2,3,4 or all (default all)\n"
 		"  -d  designs: stack,eventfd,tid (default all; the futex baseline always runs)\n"
 		"  -o  write the TSV for scripts/plot-designs.sh to this file\n"
-		"  part 1 (lat): -n samples per case (default 3000), -w warm-up (default 300),\n"
-		"                -p pin modes same,diff,none (default all)\n"
+		"  part 1 (lat): -n samples per case and run (default 2000), -w warm-up (default "
+		"200),\n"
+		"                -p pin modes same,diff,none (default all),\n"
+		"                -x no stk-nogp diagnostic row\n"
 		"  part 2 (sys): -R rounds per scenario (default 400)\n"
 		"  part 3 (cpu): -T idle seconds (default 10), -I idle servers per design "
 		"(default 2*CPUs)\n"
 		"  part 4 (tput): -L workloads, each workers:compute_us:sleep_us:ops_per_worker\n"
 		"                (default " DEFAULT_WORKLOADS "," DEFAULT_WORKLOADS2 ")\n"
 		"                -S server counts, e.g. 1,2,4 (default 1..2*CPUs), -r runs "
-		"(default 3),\n"
+		"(default 3;\n"
+		"                also part 1's repetitions),\n"
 		"                -A pin servers round-robin to CPUs (default unpinned)\n",
 		argv0);
 	exit(status);
@@ -1717,8 +1843,8 @@ static void parse(int argc, char **argv)
 	opt.parts = PART_LAT | PART_SYS | PART_CPU | PART_TPUT;
 	opt.designs = 7;
 	opt.pins = (1u << BENCH_PIN_NR) - 1;
-	opt.lat_n = 3000;
-	opt.lat_warm = 300;
+	opt.lat_n = 2000;
+	opt.lat_warm = 200;
 	opt.rounds = 400;
 	opt.idle_secs = 10;
 	opt.idle_servers = 2 * ncpus;
@@ -1730,7 +1856,7 @@ static void parse(int argc, char **argv)
 	bool wl_given = false;
 	int c;
 	char buf[256];
-	while ((c = getopt(argc, argv, "P:d:o:n:w:p:R:T:I:L:S:r:Ah")) != -1) {
+	while ((c = getopt(argc, argv, "P:d:o:n:w:p:R:T:I:L:S:r:Axh")) != -1) {
 		char *save = NULL, *t;
 		switch (c) {
 		case 'P':
@@ -1815,6 +1941,9 @@ static void parse(int argc, char **argv)
 			break;
 		case 'A':
 			opt.pin_servers = true;
+			break;
+		case 'x':
+			opt.no_diag = true;
 			break;
 		case 'h':
 			usage(argv[0], 0);

@@ -305,10 +305,21 @@ static void kick_idle_server(struct server *s)
  */
 static void wake_all_idle_servers(struct server *s)
 {
-	while (atomic_load(&nr_idle)) {
-		if (umcg_idle_group_wake_one(&grp))
-			s->shutdown_wakes++;
-		sched_yield(); /* let the woken (or arriving) servers leave */
+	int n;
+	while ((n = atomic_load(&nr_idle))) {
+		if (!umcg_idle_group_wake_one(&grp)) {
+			sched_yield(); /* counted, but not waiting in the group (yet) */
+			continue;
+		}
+		s->shutdown_wakes++;
+		/*
+		 * Give the woken server up to 1 ms to leave before we wake
+		 * again (an eventfd write stays pending until a server reads
+		 * it, so writing again at once would only add counts).
+		 */
+		uint64_t until = umcg_now_ns() + 1000000;
+		while (atomic_load(&nr_idle) == n && umcg_now_ns() < until)
+			sched_yield();
 	}
 }
 

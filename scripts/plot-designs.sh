@@ -51,12 +51,12 @@ $1 == "tput" {
 }
 $1 == "sys_two" {
 	# design appends rounds waker_min waker_mean waker_max woken_min woken_mean woken_max srv_sc nvcsw
-	two[$3, $2] = $12; two_d[$2] = 1; two_order[$2] = ++no
+	two[$2, $3] = $12; two_d[$2] = 1; no++
 }
 END {
 	ord[1] = "futex"; ord[2] = "stack"; ord[3] = "eventfd"; ord[4] = "tid"
 	if (length(lat_seen)) {
-		h = "pin"
+		h = "#pin"
 		for (i = 1; i <= 4; i++) if (ord[i] in lat_d) h = h "\t" ord[i]
 		put("lat50.dat", h); put("lat99.dat", h)
 		split("same diff none", pins, " ")
@@ -74,7 +74,7 @@ END {
 		if (wl_name[w] in thr)
 			put("thr" w ".dat", mins "\t" thr[wl_name[w]] "\n" maxs "\t" thr[wl_name[w]])
 		put("wl" w ".name", wl_name[w])
-		h = "servers"
+		h = "#servers"
 		for (i = 2; i <= 4; i++) if (ord[i] in tput_d) h = h "\t" ord[i]
 		put("sc" w ".dat", h)
 		for (s = mins; s <= maxs; s++) {
@@ -88,7 +88,7 @@ END {
 	}
 	if (no) {
 		split("stack eventfd efd+epx tid", v, " ")
-		h = "appends"
+		h = "#appends"
 		for (i = 1; i <= 4; i++) if (v[i] in two_d) h = h "\t" v[i]
 		put("two.dat", h)
 		for (a = 1; a <= 2; a++) {
@@ -110,31 +110,44 @@ wl1=$(cat "$tmp/wl1.name" 2>/dev/null || echo "")
 wl2=$(cat "$tmp/wl2.name" 2>/dev/null || echo "")
 last=$nwl
 
+# "plot" clauses for a clustered histogram of FILE: one bar set per column,
+# coloured by the column's name (gnuplot cannot compute a colour from columnhead)
+# xrange of a clustered histogram of FILE: one cluster per data row
+hrange() {
+	echo "set xrange [-0.6:$(($(grep -vc '^#' "$1") - 1)).6]"
+}
+bars() {
+	local f=$1 i=2 out="" name
+	for name in $(head -1 "$f" | cut -f2-); do
+		out="$out \"$f\" using $i:xtic(1) lc rgb c_$(echo "$name" | tr -c 'a-z\n' '_') title \"$name\","
+		i=$((i + 1))
+	done
+	echo "${out%,}"
+}
+
 # ---- the plot ---------------------------------------------------------------------
 {
 	cat <<EOF
-set terminal pngcairo size 1600,1500 font "DejaVu Sans,11"
+set terminal pngcairo size 1600,1500 font "DejaVu Sans,11" noenhanced
 set output "$out"
 set datafile separator "\t"
 set datafile missing "-"
-set key autotitle columnhead
 set grid ytics
 set style fill solid 0.85 border -1
 set style histogram clustered gap 1
 set multiplot layout 3,2 title "$title" font ",13"
-c_futex = "#7f7f7f"; c_stack = "#1f77b4"; c_eventfd = "#ff7f0e"; c_epx = "#bcbd22"; c_tid = "#2ca02c"
+c_futex = "#7f7f7f"; c_stack = "#1f77b4"; c_eventfd = "#ff7f0e"; c_efd_epx = "#bcbd22"; c_tid = "#2ca02c"
 EOF
 	if [ -s "$tmp/lat50.dat" ]; then
-		ncol=$(head -1 "$tmp/lat50.dat" | awk -F'\t' '{print NF}')
 		for q in 50 99; do
 			cat <<EOF
-set title "1-2. idle-server wake-up latency, p$q (us): append+wake -> server returns from umcg_idle_group_wait"
+set title "$([ $q = 50 ] && echo 1 || echo 2). idle-server wake-up latency, p$q (us): append+wake -> return from umcg_idle_group_wait"
 set style data histograms
-set ylabel "microseconds"
+$(hrange "$tmp/lat$q.dat")
+$([ $q = 99 ] && echo 'set logscale y; set yrange [1:*]; set ylabel "microseconds (log scale)"' || echo 'unset logscale y; set yrange [0:*]; set ylabel "microseconds"')
 set xlabel "pinning: same = server+waker one CPU, diff = two CPUs, none = unpinned"
-set yrange [0:*]
 set key top left
-plot for [i=2:$ncol] "$tmp/lat$q.dat" using i:xtic(1) lc rgb (columnhead(i) eq "futex" ? c_futex : columnhead(i) eq "stack" ? c_stack : columnhead(i) eq "eventfd" ? c_eventfd : c_tid)
+plot $(bars "$tmp/lat$q.dat")
 EOF
 		done
 	fi
@@ -151,38 +164,41 @@ EOF
 		cat <<EOF
 set title "$((w + 2)). throughput, workload $name (workers, compute us, sleep us): median, min..max"
 set style data linespoints
+unset logscale y
 set ylabel "operations / s"
 set xlabel "servers"
 set xtics 1
+set autoscale x
+set offsets 0.2, 0.2, 0, 0
 set yrange [0:*]
 set key bottom right
 plot ${plots%,}
-unset xtics; set xtics
+set offsets 0, 0, 0, 0
 EOF
 	done
 	if [ -s "$tmp/two.dat" ]; then
-		ncol=$(head -1 "$tmp/two.dat" | awk -F'\t' '{print NF}')
 		cat <<EOF
 set title "5. two idle servers, 1 or 2 appends: server threads woken per round (voluntary switches)"
 set style data histograms
+$(hrange "$tmp/two.dat")
 set ylabel "threads woken (nvcsw) per round"
 set xlabel "herd: poll on one eventfd wakes both; EPOLLEXCLUSIVE one; tid word chains the second"
 set yrange [0:*]
 set key top left
-plot for [i=2:$ncol] "$tmp/two.dat" using i:xtic(1) lc rgb (columnhead(i) eq "stack" ? c_stack : columnhead(i) eq "eventfd" ? c_eventfd : columnhead(i) eq "efd+epx" ? c_epx : c_tid)
+plot $(bars "$tmp/two.dat")
 EOF
 	fi
 	if [ "$last" -ge 1 ] && [ -s "$tmp/sc$last.dat" ]; then
 		name=$(cat "$tmp/wl$last.name")
-		ncol=$(head -1 "$tmp/sc$last.dat" | awk -F'\t' '{print NF}')
 		cat <<EOF
 set title "6. counted system calls per operation (workers + servers), workload $name"
 set style data histograms
+$(hrange "$tmp/sc$last.dat")
 set ylabel "system calls / operation"
 set xlabel "servers"
 set yrange [0:*]
 set key top left
-plot for [i=2:$ncol] "$tmp/sc$last.dat" using i:xtic(1) lc rgb (columnhead(i) eq "stack" ? c_stack : columnhead(i) eq "eventfd" ? c_eventfd : c_tid)
+plot $(bars "$tmp/sc$last.dat")
 EOF
 	fi
 	echo "unset multiplot"

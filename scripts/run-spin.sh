@@ -52,24 +52,31 @@ A='assertion violated \(\(life\[node\]==ml\)'	# (a) stale node access
 B='assertion violated linked\[node\]'		# (b) popped an unlinked node
 LOST='invalid end state'			# ttwu: sleeper blocked forever
 IDLE='assertion violated \(\(queued==0\)'	# tid word: worker queued, server asleep
+LATE='assertion violated \(per\[t\]==tp\)'	# tid word: a wake lands in a later IDLE period
 
 # model | spin -D flags | expected ("pass" or "cex:PATTERN") | what it shows
 CONFIGS=(
-"idle_servers|-DGRACE=1|pass|as implemented, 2 servers x 2 rounds, 2 pops"
-"idle_servers|-DGRACE=1 -DNS=3 -DNP=1 -DCYCLES=1|pass|as implemented, 3 servers"
+# the idle-servers stack alone
+"idle_servers|-DGRACE=1|pass|as implemented: 2 servers x 2 rounds, 2 pops"
+"idle_servers|-DGRACE=1 -DNS=3 -DNP=1 -DCYCLES=1|pass|as implemented: 3 servers"
 "idle_servers|-DGRACE=0|cex:$A|no grace period: the review's race"
 "idle_servers|-DGRACE=0 -DCHECK_A=0|cex:$B|no grace period: a pop marks an unlinked node"
 "idle_servers|-DGRACE=1 -DNO_RECHECK=1|cex:$A|mutation: reader skips the epoch re-check"
 "idle_servers|-DGRACE=1 -DSYNC_UNLOCKED=1|cex:$A|mutation: grace period outside gc_lock"
-"idle_servers|-DWAKE=1 -DNP=1 -DPOPS=2|pass|T7 wake after the pop, no timeouts"
-"idle_servers|-DWAKE=1 -DTIMEOUT=1|cex:$A|T7 wake after read_unlock + server timeout (hooks.c today)"
-"idle_servers|-DWAKE=1 -DTIMEOUT=1 -DSECTION=1 -DNP=1 -DPOPS=2|pass|T7 wake inside the read section (fix), 1 popper"
-"idle_servers|-DWAKE=1 -DTIMEOUT=1 -DSECTION=1 -DCYCLES=1|pass|T7 wake inside the read section (fix), 2 poppers"
+# + T7's wake of the popped server and the servers' wait_stack()
+"idle_servers|-DWAKE=1 -DNP=1 -DPOPS=2|pass|wake after the pop, servers without timeouts"
+"idle_servers|-DWAKE=1 -DTIMEOUT=1|cex:$A|wake after read_unlock + timeouts (the old hooks.c)"
+"idle_servers|-DWAKE=1 -DTIMEOUT=1 -DSECTION=1 -DNP=1 -DPOPS=2|pass|pop+wake in one read section, no taken() grace period"
+"idle_servers|-DWAKE=1 -DTIMEOUT=1 -DSECTION=1 -DTAKEN_GP=1|cex:$A|taken()'s grace period not serialised (the bug fixed by gp_lock)"
+"idle_servers|-DWAKE=1 -DTIMEOUT=1 -DSECTION=1 -DTAKEN_GP=1 -DGP_LOCK=1 -DNP=1 -DPOPS=2|pass|fix: serialised grace periods, 1 popper"
+"idle_servers|-DWAKE=1 -DTIMEOUT=1 -DSECTION=1 -DTAKEN_GP=1 -DGP_LOCK=1 -DCYCLES=1|pass|fix: serialised grace periods, 2 poppers"
+# the sleep/wake protocol
 "ttwu|-DORDER=0 -DWEAK=0|pass|as implemented, SC"
 "ttwu|-DORDER=0 -DWEAK=1|pass|as implemented, delayed state store"
 "ttwu|-DORDER=1 -DWEAK=0|pass|check sleeping before wake_seq++, SC: still correct"
 "ttwu|-DORDER=1 -DWEAK=1|cex:$LOST|check sleeping before wake_seq++, delayed state store"
 "ttwu|-DORDER=2 -DWEAK=0|cex:$LOST|check sleeping before the state store, SC"
+# the v0.4 tid word
 "tid_word|-DCHAIN=0|cex:$IDLE|one tid word, no chaining: PeterZ's lost second server"
 "tid_word|-DCHAIN=1|cex:$IDLE|chain only if more work remains"
 "tid_word|-DCHAIN=2|pass|chaining rule, 2 servers, 2 wake-ups"
@@ -77,14 +84,21 @@ CONFIGS=(
 "tid_word|-DCHAIN=2 -DNS=3 -DNW=3|pass|chaining rule, 3 servers, 3 wake-ups"
 "tid_word|-DCHAIN=2 -DRECHECK=0|cex:$IDLE|rule without the waiter's re-check of the word"
 "tid_word|-DCHAIN=2 -DWITHDRAW_PROMOTES=0|cex:$IDLE|rule without the chain on withdraw"
-"tid_word|-DCHAIN=2 -DBEHIND_TAKES=1 -DNS=3 -DNW=3|cex:$IDLE|rule, but a woken waiter takes work without re-publishing"
+"tid_word|-DCHAIN=2 -DBEHIND_TAKES=1 -DNS=3 -DNW=3|cex:$IDLE|rule, but a chained server takes work without re-publishing"
+"tid_word|-DCHAIN=2 -DWITHDRAW_PROMOTES=0 -DBEHIND_TAKES=1 -DNS=3 -DNW=3|cex:$IDLE|group.c wait_tid before the chaining fix"
+"tid_word|-DGP=1 -DNSYNC=0|pass|late wake-ups: sections + taken() grace period, serialised"
+"tid_word|-DGP=1 -DNSYNC=0 -DTAKEN_GP=0|cex:$LATE|late wake-ups: no grace period in taken()"
+"tid_word|-DGP=1 -DNSYNC=0 -DGP_LOCK=0|cex:$LATE|late wake-ups: grace periods not serialised (fixed by gp_lock)"
 )
 FULL_CONFIGS=(
-"idle_servers|-DGRACE=1 -DPOPS=2|pass|as implemented, 2 servers x 2 rounds, 2x2 pops (20M states)"
-"idle_servers|-DGRACE=1 -DNS=3 -DNP=1 -DPOPS=2 -DCYCLES=1|pass|as implemented, 3 servers, 2 pops"
-"idle_servers|-DWAKE=1|pass|T7 wake after the pop, no timeouts, 2 poppers"
-"idle_servers|-DWAKE=1 -DTIMEOUT=1 -DSECTION=1|pass|T7 wake inside the read section (fix), 2 poppers x 2 rounds"
+"idle_servers|-DGRACE=1 -DPOPS=2|pass|as implemented: 2 servers x 2 rounds, 2x2 pops (24M states)"
+"idle_servers|-DGRACE=1 -DNS=3 -DNP=1 -DPOPS=2 -DCYCLES=1|pass|as implemented: 3 servers, 2 pops"
+"idle_servers|-DWAKE=1|pass|wake after the pop, no timeouts, 2 poppers"
+"idle_servers|-DWAKE=1 -DTIMEOUT=1 -DSECTION=1|pass|pop+wake in one read section, 2 poppers x 2 rounds"
+"idle_servers|-DWAKE=1 -DTIMEOUT=1 -DSECTION=1 -DTAKEN_GP=1 -DGP_LOCK=1|pass|fix: serialised grace periods, 2 poppers x 2 rounds"
 "ttwu|-DORDER=0 -DWEAK=1 -DROUNDS=3 -DSPURIOUS=2|pass|as implemented, 3 rounds, 2 spurious wake-ups"
+"tid_word|-DGP=1|pass|late wake-ups, plus a concurrent grace period elsewhere"
+"tid_word|-DGP=1 -DGP_LOCK=0|cex:$LATE|late wake-ups, grace periods not serialised, + one elsewhere"
 )
 [ "$full" = 1 ] && CONFIGS+=("${FULL_CONFIGS[@]}")
 
@@ -98,30 +112,23 @@ fi
 replay() { # dir model flags
 	(cd "$1" && "$SPIN" $3 -t -p -g "$2.pml" 2>&1) |
 		grep -E '^ *[0-9]+:[[:space:]]+proc' | grep -v ':init:' |
-		grep -vE '\[(\(1\)|else|break|goto|c = |k = |ml = |nl = |seen = |n = |prev = |v = 0|rm = |old = 0|e = 0|found = 0|node = 0|p = 0|ok = 0|seq = 0|w = 0)' |
+		grep -vE '\[(\(1\)|break|goto|c = |k = |ml = |nl = |seen = |n = |prev = |v = 0|rm = |old = 0|e = 0|found = 0|node = 0|p = 0|ok = 0|seq = 0|w = 0)' |
 		sed -E "s/$2\.pml:[0-9]+ //; s/\(state [0-9]+\)//; s/^ +//" | head -80 | sed 's/^/        /'
 }
 
-pass=0
-fail=0
-start=$(date +%s.%N)
-i=0
-for c in "${CONFIGS[@]}"; do
-	IFS='|' read -r model flags expect what <<<"$c"
-	[ -n "$only" ] && ! grep -qE -- "$only" <<<"$c" && continue
-	i=$((i + 1))
-	d="$work/$i"
-	mkdir -p "$d"
-	cp "spin/$model.pml" "$d/"
+# One configuration: writes $d/status ("ok" or "FAIL") and $d/line.
+run_one() { # dir model flags expect what
+	local d=$1 model=$2 flags=$3 expect=$4 what=$5
+	local cfg status= detail= first= t0 t1 secs rc errors states pat opt=-O0
 	cfg=$(sed -E 's/-D//g' <<<"$flags")
+	# large state spaces: optimise pan (costs ~2 s of compile time)
+	case "$expect" in pass) opt=-O2 ;; esac
+	cp "spin/$model.pml" "$d/"
 	t0=$(date +%s.%N)
-	status=
-	first=
-	detail=
 	if ! (cd "$d" && "$SPIN" $flags -a "$model.pml") >"$d/spin.log" 2>&1; then
 		status=FAIL
 		detail="spin -a failed: $(tail -1 "$d/spin.log")"
-	elif ! (cd "$d" && "$CC" -O2 -w -DSAFETY -o pan pan.c) >"$d/cc.log" 2>&1; then
+	elif ! (cd "$d" && "$CC" $opt -w -DSAFETY -o pan pan.c) >"$d/cc.log" 2>&1; then
 		status=FAIL
 		detail="cc failed: $(head -1 "$d/cc.log")"
 	else
@@ -163,17 +170,46 @@ for c in "${CONFIGS[@]}"; do
 	fi
 	t1=$(date +%s.%N)
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-	printf '%-4s %-12s %-58s (%s; %ss)\n' "$status" "$model" "$cfg" "$detail" "$secs"
-	printf '     %s\n' "$what"
-	if [ "$status" = ok ]; then
+	{
+		printf '%-4s %-12s %-58s (%s; %ss)\n' "$status" "$model" "$cfg" "$detail" "$secs"
+		printf '     %s\n' "$what"
+		if [ "$trail" = 1 ] && [ -n "$first" ] && [ -f "$d/$model.pml.trail" ]; then
+			replay "$d" "$model" "$flags"
+		fi
+	} >"$d/line"
+	echo "$status" >"$d/status"
+	rm -f "$d/pan" "$d/pan.c" "$d/pan.b" "$d/pan.h" "$d/pan.m" "$d/pan.p" "$d/pan.t"
+}
+
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+[ "$JOBS" -gt 2 ] 2>/dev/null && JOBS=2	# the big models need memory, not cores
+start=$(date +%s.%N)
+n=0
+for c in "${CONFIGS[@]}"; do
+	case "$c" in \#*) continue ;; esac
+	[ -n "$only" ] && ! grep -qE -- "$only" <<<"$c" && continue
+	IFS='|' read -r model flags expect what <<<"$c"
+	n=$((n + 1))
+	mkdir -p "$work/$n"
+	run_one "$work/$n" "$model" "$flags" "$expect" "$what" &
+	while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do
+		wait -n
+	done
+done
+wait
+pass=0
+fail=0
+for i in $(seq 1 "$n"); do
+	if [ -f "$work/$i/line" ]; then
+		cat "$work/$i/line"
+	else
+		echo "FAIL configuration $i: no result"
+	fi
+	if [ "$(cat "$work/$i/status" 2>/dev/null)" = ok ]; then
 		pass=$((pass + 1))
 	else
 		fail=$((fail + 1))
 	fi
-	if [ "$trail" = 1 ] && [ -n "${first:-}" ] && [ -f "$d/$model.pml.trail" ]; then
-		replay "$d" "$model" "$flags"
-	fi
-	rm -f "$d/pan" "$d/pan.c" "$d/pan.b" "$d/pan.h" "$d/pan.m" "$d/pan.p" "$d/pan.t"
 done
 end=$(date +%s.%N)
 total=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", b - a }')

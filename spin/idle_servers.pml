@@ -6,29 +6,34 @@
  * failure) and its grace period (two-counter epoch), and the owner's reuse
  * of its node once GC returned. See docs/spin.md.
  *
+ * The list alone (WAKE=0: servers push; remove; gc; poppers only pop):
  *   GRACE=1   the library as implemented: must verify clean.
  *   GRACE=0   umcg__isl_no_grace_period = 1: GC returns without waiting
  *             for pops; must show the review's reclamation race.
  *
- * The pop's caller (hooks.c wake_idle_server) and the server's idle
- * protocol (src/idle/group.c wait_stack + settle_stack):
- *   WAKE=1    the popper then wakes the popped server as T7 does: loads
- *             s->server_tid and CASes s->state IDLE -> RUNNING; the server
- *             runs wait_stack (sleep until RUNNING, then remove or wait
- *             until RUNNING, then gc).
- *   TIMEOUT=1 the server's wait may time out (server_timeout_restore).
- *   SECTION=0 the wake runs after read_unlock (hooks.c today);
- *   SECTION=1 the wake runs inside the read-side section (proposed fix).
- *   TAKEN_GP=1 group.c taken(): a popped server, once RUNNING, waits for a
- *             grace period (umcg__gp_synchronize) before gc, outside gc_lock.
+ * With the pop's caller and the server's idle protocol (WAKE=1):
+ *   WAKE=1    the popper then wakes the popped server as T7 does
+ *             (hooks.c wake_idle_server, umcg_idle_servers_wake): loads
+ *             s->server_tid, CASes s->state IDLE -> RUNNING; the servers
+ *             run group.c wait_stack(): set_idle, push, sleep until
+ *             RUNNING, settle_stack() (remove -> restore_running, or
+ *             taken()), gc.
+ *   TIMEOUT=1 the server's sleep may time out (server_timeout_restore).
+ *   SECTION=0 the wake runs after read_unlock (hooks.c before the read
+ *             sections were widened);
+ *   SECTION=1 the pop and the wake run in one read section (hooks.c now).
+ *   TAKEN_GP=1 taken() = wait_until_running + umcg__gp_synchronize(),
+ *             called outside gc_lock (group.c now).
  *   GP_LOCK=1 every grace period is serialised by one mutex (gp_lock);
- *             GP_LOCK=0: only GC's is (under gc_lock), taken()'s is not.
+ *             GP_LOCK=0: only GC's is (it holds gc_lock), taken()'s not.
+ *   The code as of this writing is SECTION=1 TAKEN_GP=1 GP_LOCK=0: it
+ *   fails (two grace periods overlap); GP_LOCK=1 is the fix.
  *
  * Mutations, each expected to fail with GRACE=1 (the model can fail):
  *   NO_RECHECK=1      read_lock does not re-check the epoch.
  *   SYNC_UNLOCKED=1   GC drops gc_lock before the grace period.
  *   CHECK_A=0         drop the ghost check (a) to see what the race does
- *                     to the list itself ((b) and (c) then fail).
+ *                     to the list itself ((b) then fails).
  *
  * Size (defaults = the configuration run by scripts/run-spin.sh):
  *   NS      servers (1..3)             CYCLES  rounds per server
@@ -120,7 +125,7 @@ byte marks[NS + 1];	/* marking CASes (pop or remove) since it was linked */
 #define SAFE(n, l) skip
 #endif
 
-/* ---- pop: umcg__isl_pop(), and T7's wake of the popped server ----------- */
+/* ---- pop: umcg__isl_pop_locked() in its read section, then T7's wake -- */
 inline read_lock()
 {
 	do
@@ -334,7 +339,7 @@ inline restore()
  * last "reuse"). A round, WAKE=0: push; remove (or find itself popped);
  * gc. WAKE=1: src/idle/group.c wait_stack(): set_idle; push; if no idle
  * worker is queued, umcg_wait(0, timeout); then settle_stack(): remove ->
- * restore_running, or (popped) wait_until_running; gc.
+ * restore_running, or (popped) taken(); gc.
  */
 proctype Server(byte me)
 {

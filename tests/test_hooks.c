@@ -324,3 +324,68 @@ TEST(placement_hint_ignored_for_an_unbound_server)
 {
 	placement_case(false);
 }
+
+/* ---- overlapping grace periods (spin: TAKEN_GP=1 GP_LOCK=0) -------------- */
+
+/*
+ * Two tid-word groups, one published server each; two wakers are held
+ * 300 ms inside their read sections between the exchange and the CAS. Both
+ * servers time out meanwhile and find themselves taken: taken() waits for a
+ * grace period. If grace periods overlapped, the second one would return at
+ * once while the first waker's section is still open, and that waker's late
+ * CAS would end the server's next wait (a stale wake-up).
+ */
+static struct umcg_idle_group gp_g[2];
+static uint64_t gp_t0;
+
+struct gp_srv {
+	struct umcg_idle_group *g;
+	uint64_t timeout_ms;
+	int stale;
+};
+
+static void *gp_server(void *arg)
+{
+	struct gp_srv *s = arg;
+	static __thread struct umcg_task me;
+	me.state = UMCG_TASK_RUNNING;
+	me.api_version = 1;
+	CHECK_EQ(umcg_ctl(UMCG_CTL_REGISTER, &me), 0);
+	me.server_tid = umcg_gettid();
+	umcg_idle_group_wait(s->g, &me, gp_t0 + s->timeout_ms * MS);
+	/* IDLE again, as while running a worker: nobody may wake us now */
+	umcg_state_store(&me, UMCG_TASK_IDLE);
+	int r = umcg_wait(0, umcg_now_ns() + 500 * MS);
+	s->stale = r == 0;
+	CHECK_EQ(umcg_ctl(UMCG_CTL_UNREGISTER, NULL), 0);
+	return NULL;
+}
+
+static void *gp_waker(void *arg)
+{
+	umcg_idle_group_wake_one(arg);
+	return NULL;
+}
+
+TEST_T(grace_periods_do_not_overlap, 60)
+{
+	CHECK_EQ(umcg_idle_group_init(&gp_g[0], UMCG_IDLE_TID_WORD), 0);
+	CHECK_EQ(umcg_idle_group_init(&gp_g[1], UMCG_IDLE_TID_WORD), 0);
+	gp_t0 = umcg_now_ns();
+	struct gp_srv s1 = {&gp_g[0], 100, 0}, s2 = {&gp_g[1], 60, 0};
+	pthread_t a, b, w1, w2;
+	CHECK_EQ(pthread_create(&a, NULL, gp_server, &s1), 0);
+	CHECK_EQ(pthread_create(&b, NULL, gp_server, &s2), 0);
+	while (!__atomic_load_n(&gp_g[0].idle_server_tid, __ATOMIC_SEQ_CST) ||
+	       !__atomic_load_n(&gp_g[1].idle_server_tid, __ATOMIC_SEQ_CST))
+		usleep(100);
+	atomic_store(&umcg__test_wake_delay_us, 300000);
+	CHECK_EQ(pthread_create(&w1, NULL, gp_waker, &gp_g[0]), 0);
+	CHECK_EQ(pthread_create(&w2, NULL, gp_waker, &gp_g[1]), 0);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	pthread_join(w1, NULL);
+	pthread_join(w2, NULL);
+	CHECK_EQ(s1.stale, 0);
+	CHECK_EQ(s2.stale, 0);
+}

@@ -13,15 +13,11 @@
  *             ourselves RUNNING; if a popper marked it, it owns our wake-up:
  *             wait until it has made us RUNNING. Then GC, so the node is
  *             unlinked and may be pushed again (idle_servers.c, I4).
- *   tid word  state IDLE; publish own tid (seq_cst CAS); re-check; sleep.
- *             Afterwards: withdraw (CAS tid -> 0); if that fails, a waker
- *             took us and makes us RUNNING: wait for it (and for a grace
- *             period, see taken()), then CHAIN: wake
- *             one server waiting behind us, so that somebody publishes
- *             again. A server that finds the word taken waits behind it on
- *             g->idle_servers (pushed and popped by user space only) and
- *             also gives up waiting when it sees the word empty, so that it
- *             can publish itself.
+ *   tid word  state IDLE; publish own tid (seq_cst CAS); re-check; sleep;
+ *             withdraw (CAS tid -> 0; if that fails a waker took us:
+ *             taken()). A server that finds the word taken waits behind it
+ *             on g->idle_servers (pushed and popped by user space only).
+ *             Chaining: see wait_tid().
  *   eventfd   waiters += 1; re-check; poll() the eventfd; waiters -= 1 and
  *             consume the counter (idle_fd.c). The server stays RUNNING:
  *             a server blocked in poll is an ordinary RUNNING UMCG server.
@@ -110,32 +106,53 @@ static int wake_waiting_behind(struct umcg_idle_group *g)
 	return umcg_idle_servers_wake(&g->idle_servers) != NULL;
 }
 
+/*
+ * The tid-word protocol with the chaining rule verified by
+ * spin/tid_word.pml (CHAIN=2, GP=1; docs/spin.md, "The chaining rule"):
+ *  - whenever the word stops naming a server (a waker exchanged it, or the
+ *    server withdrew itself for any reason), that server hands on: it wakes
+ *    one server waiting behind, unconditionally, before it returns;
+ *  - a server woken that way re-runs the protocol (publish, re-check, ...)
+ *    instead of returning to take work directly;
+ *  - a server that goes behind re-checks the word after announcing itself,
+ *    and tries to publish again if the word is empty.
+ * Invariant: if servers wait behind, the word names a server, or a server
+ * is between leaving the word and handing on, or a handed-on server is on
+ * its way to publish; so a waker's exchange finds an idle server whenever
+ * one is idle.
+ */
 static int wait_tid(struct umcg_idle_group *g, struct umcg_task *self, uint64_t abs_timeout)
 {
 	uint32_t me = umcg__load_u32(&self->server_tid);
-	int ret = 0;
-	set_idle(self);
-	if (umcg_idle_tid_publish(&g->idle_server_tid, me)) { /* seq_cst CAS */
-		if (umcg_idle_workers_empty(&g->idle_workers))
-			ret = sleep_result(umcg_wait(0, abs_timeout));
-		if (umcg_idle_tid_withdraw(&g->idle_server_tid, me)) {
-			restore_running(self);
-		} else {
-			taken(self);		/* a waker took us */
-			wake_waiting_behind(g); /* chain */
-			ret = 0;
+	for (;;) {
+		int ret = 0;
+		set_idle(self);
+		if (umcg_idle_tid_publish(&g->idle_server_tid, me)) {  /* seq_cst CAS */
+			if (umcg_idle_workers_empty(&g->idle_workers)) /* seq_cst re-check */
+				ret = sleep_result(umcg_wait(0, abs_timeout));
+			if (umcg_idle_tid_withdraw(&g->idle_server_tid, me)) {
+				restore_running(self);
+			} else {
+				taken(self); /* a waker took us */
+				ret = 0;
+			}
+			wake_waiting_behind(g); /* we left the word: hand on */
+			return ret;
 		}
-		return ret;
+		/* Another server is published: wait behind it. */
+		umcg_idle_servers_push(&g->idle_servers, self); /* seq_cst */
+		if (__atomic_load_n(&g->idle_server_tid, __ATOMIC_SEQ_CST) != 0)
+			ret = sleep_result(umcg_wait(0, abs_timeout));
+		bool handed_on = !umcg_idle_servers_remove(self);
+		if (handed_on)
+			taken(self); /* made RUNNING by the hand-on */
+		else
+			restore_running(self);
+		umcg_idle_servers_gc(&g->idle_servers, NULL, NULL);
+		if (ret < 0 && !handed_on)
+			return ret; /* timed out behind: holds nothing, hands nothing on */
+		/* the word was empty, or it was handed on to us: publish again */
 	}
-	/* Another server is published: wait behind it. */
-	umcg_idle_servers_push(&g->idle_servers, self);
-	if (umcg_idle_workers_empty(&g->idle_workers) &&
-	    __atomic_load_n(&g->idle_server_tid, __ATOMIC_SEQ_CST) != 0)
-		ret = sleep_result(umcg_wait(0, abs_timeout));
-	if (umcg_idle_servers_is_deleted(self))
-		ret = 0;
-	settle_stack(g, self);
-	return ret;
 }
 
 static int wait_eventfd(struct umcg_idle_group *g, uint64_t abs_timeout)
@@ -190,7 +207,12 @@ UMCG_EXPORT int umcg_idle_group_wake_one(struct umcg_idle_group *g)
 			umcg__try_wake_server(tid, false);
 		}
 		umcg__gp_read_unlock(e);
-		return tid ? 1 : wake_waiting_behind(g);
+		/*
+		 * Only the published server is woken; it hands the word on as it
+		 * leaves. Servers behind it would only publish again (wait_tid),
+		 * so each call takes the next published one.
+		 */
+		return tid != 0;
 	}
 	case UMCG_IDLE_EVENTFD: {
 		if (!__atomic_load_n(&g->idle_fd.waiters, __ATOMIC_SEQ_CST))

@@ -42,7 +42,9 @@
  * Grace period, memory ordering: a reader increments readers[e & 1] for
  * the epoch e it read, then re-reads the epoch and retries if it changed
  * (all seq_cst). GC unlinks, then advances the epoch (seq_cst) and waits
- * until readers[old & 1] is 0 (seq_cst loads). In the single total order
+ * until readers[old & 1] is 0 (seq_cst loads); grace periods never overlap
+ * (gp_lock), so no reader of an older epoch hides in the other counter.
+ * In the single total order
  * either the reader's re-read precedes the advance, so its increment
  * precedes GC's counter loads and GC waits for it; or it follows, so the
  * reader sees the new epoch and started its scan after the unlinking
@@ -80,6 +82,14 @@ void umcg__test_wake_delay(void)
 static _Atomic uint64_t gp_epoch;
 static _Atomic long gp_readers[2];
 static pthread_mutex_t gc_lock = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * Grace periods must not overlap: with two counters, a second one that
+ * advances the epoch while the first still waits would wait only on the
+ * other counter and return while readers of the first epoch are still
+ * inside (found by spin/idle_servers.pml, TAKEN_GP=1 GP_LOCK=0). Lock
+ * order: gc_lock, then gp_lock.
+ */
+static pthread_mutex_t gp_lock = PTHREAD_MUTEX_INITIALIZER;
 
 uint64_t umcg__gp_read_lock(void)
 {
@@ -99,10 +109,12 @@ void umcg__gp_read_unlock(uint64_t e)
 
 void umcg__gp_synchronize(void)
 {
+	pthread_mutex_lock(&gp_lock);
 	uint64_t e = atomic_fetch_add_explicit(&gp_epoch, 1, memory_order_seq_cst);
 	for (int spins = 0; atomic_load_explicit(&gp_readers[e & 1], memory_order_seq_cst);)
 		if (++spins > 64)
 			sched_yield(); /* the reader was preempted: let it finish */
+	pthread_mutex_unlock(&gp_lock);
 }
 
 static inline uint64_t *word(uint64_t node)
