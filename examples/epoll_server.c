@@ -234,7 +234,8 @@ int main(int argc, char **argv)
 			int c;
 			while ((c = accept4(ls, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
 				/* struct umcg_task must be 64-byte aligned: not calloc() */
-				struct worker *w = aligned_alloc(_Alignof(struct worker), sizeof *w);
+				struct worker *w =
+				    aligned_alloc(_Alignof(struct worker), sizeof *w);
 				memset(w, 0, sizeof *w);
 				w->fd = c;
 				w->task.state = UMCG_TASK_IDLE;

@@ -105,8 +105,9 @@ bool umcg_idle_tid_publish(uint32_t *word, uint32_t tid);
 
 /*
  * Take @tid back out of @word. true if it was still there (nobody will
- * wake it through the word), false if a waker took it (expect to be made
- * RUNNING).
+ * wake it through the word), false if a waker took it: that waker has then
+ * finished making @tid RUNNING and waking it (this call waits for it), so a
+ * server that timed out may go IDLE again without being woken late.
  */
 bool umcg_idle_tid_withdraw(uint32_t *word, uint32_t tid);
 
@@ -153,7 +154,8 @@ void umcg_idle_group_worker_init(struct umcg_idle_group *g, struct umcg_task *wo
  * g->idle_workers, someone called umcg_idle_group_wake_one(), or the
  * absolute CLOCK_MONOTONIC deadline @abs_timeout (0 = none) passed.
  * Returns 0 (look at the idle-workers list: a return may be spurious) or
- * -1 with errno ETIMEDOUT. The server is RUNNING again on return, and its
+ * -1 with errno ETIMEDOUT, or (eventfd design) an error of poll(), e.g.
+ * EBADF after umcg_idle_group_destroy(). The server is RUNNING again on return, and its
  * node is unlinked (it may call this again at once).
  */
 int umcg_idle_group_wait(struct umcg_idle_group *g, struct umcg_task *self, uint64_t abs_timeout);

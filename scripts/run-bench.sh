@@ -2,72 +2,33 @@
 # run-bench.sh - run every benchmark binary of a build and summarise.
 #
 #   scripts/run-bench.sh [BUILD_DIR]        default build/plain (what `make bench` passes)
+#   scripts/run-bench.sh --summarize DIR/all-results.txt [RUNS]
+#                                           summary table of saved results again
 #
 # Environment:
-#   BENCH_RUNS=N    run each binary N times (default 3); the summary gives,
-#                   per row, the median over the runs of p50, p99 and of the
-#                   ratios against the baseline measured in the same run,
-#                   plus the range of p50 over the runs.
-#   BENCH_ARGS=...  extra options for every binary (e.g. "-n 2000 -p same");
-#                   see `BUILD_DIR/bench/bench_switch -h`.
+#   BENCH_RUNS=N    run each latency binary N times (default 3); the summary
+#                   gives, per row, the median over the runs of p50, p99 and
+#                   of the ratios against the baseline measured in the same
+#                   run, plus the range of p50 over the runs.
+#   BENCH_ARGS=...  extra options for the latency binaries (e.g. "-n 2000
+#                   -p same"); see `BUILD_DIR/bench/bench_switch -h`.
+#   BENCH_ONLY=...  run only the binaries whose name contains one of these
+#                   words (e.g. "switch idle"); default all.
 #   BENCH_OUT=DIR   where the raw logs go (default BUILD_DIR/bench-results).
 #
-# Each binary prints its own table (times in microseconds) and, with -m
-# (always passed here), RESULT lines (times in ns) that the summary uses.
+# Latency binaries (bench_switch, bench_block, bench_idle: their -h lists
+# -m) print their own table (times in microseconds) and, with -m (always
+# passed here), RESULT lines (times in ns) that the summary uses. Any other
+# bench_* binary (e.g. bench_designs) has its own options and output: it
+# is run once, with its defaults, and its output is shown as is.
 # Exit status: 0 iff every run of every binary succeeded.
 set -uo pipefail
 
-build=${1:-build/plain}
-runs=${BENCH_RUNS:-3}
-out=${BENCH_OUT:-$build/bench-results}
-read -r -a extra <<<"${BENCH_ARGS:-}"
-
-if [ ! -d "$build/bench" ]; then
-	echo "run-bench: no $build/bench (build it first: make VARIANT=... bench-bin)" >&2
-	exit 2
-fi
-case "$runs" in '' | *[!0-9]* | 0) echo "run-bench: BENCH_RUNS must be >= 1" >&2; exit 2 ;; esac
-mkdir -p "$out" || exit 2
-
-bins=()
-for b in "$build"/bench/bench_*; do
-	[ -f "$b" ] && [ -x "$b" ] && bins+=("$b")
-done
-if [ ${#bins[@]} -eq 0 ]; then
-	echo "run-bench: no bench_* binaries in $build/bench" >&2
-	exit 2
-fi
-
-echo "# run-bench: $(date '+%Y-%m-%d %H:%M:%S %z'), kernel $(uname -r), $(nproc) CPUs," \
-	"$runs run(s) per binary, args: ${BENCH_ARGS:-(defaults)}, logs in $out," \
-	"load average: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
-status=0
-all="$out/all-results.txt"
-: >"$all"
-for b in "${bins[@]}"; do
-	name=$(basename "$b")
-	for ((r = 1; r <= runs; r++)); do
-		log="$out/$name.$r.log"
-		echo
-		echo "## $name, run $r/$runs"
-		start=$(date +%s)
-		"$b" -m "${extra[@]}" >"$log" 2>&1
-		rc=$?
-		grep -v '^RESULT ' "$log"
-		echo "## $name run $r: exit $rc, $(($(date +%s) - start)) s, load average after:" \
-			"$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
-		if [ $rc -ne 0 ]; then
-			status=1
-			continue
-		fi
-		grep '^RESULT ' "$log" | sed "s/^RESULT /RESULT run=$r /" >>"$all"
-	done
-done
-
-echo
-echo "# summary: median over $runs run(s) (times in microseconds; x_ = ratio vs the"
-echo "# baseline of the same pinning measured in the same run; p50 range = min..max over runs)"
-awk '
+# summarize FILE RUNS: the summary table of the RESULT lines in FILE
+summarize() {
+	echo "# summary: median over $2 run(s) (times in microseconds; x_ = ratio vs the"
+	echo "# baseline of the same pinning measured in the same run; p50 range = min..max over runs)"
+	awk '
 function med(list,   n, a, i, j, t) {
 	n = split(list, a, " ")
 	for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
@@ -100,5 +61,78 @@ END {
 		rng = sprintf("%.2f..%.2f", lo(p50[key]) / 1000, hi(p50[key]) / 1000)
 		printf "%-7s %-11s %-5s %-4s %5d %8.2f %8.2f %s %s  %-15s %s\n", p[1], p[2], p[3], p[4], runs[key], med(p50[key]) / 1000, med(p99[key]) / 1000, xr50, xr99, rng, notes
 	}
-}' "$all" | tee "$out/summary.txt"
+}' "$1"
+}
+
+if [ "${1:-}" = --summarize ]; then
+	# re-summarize a saved all-results.txt: --summarize FILE [RUNS]
+	summarize "${2:?usage: $0 --summarize all-results.txt [runs]}" "${3:-?}"
+	exit
+fi
+
+build=${1:-build/plain}
+runs=${BENCH_RUNS:-3}
+out=${BENCH_OUT:-$build/bench-results}
+read -r -a extra <<<"${BENCH_ARGS:-}"
+
+if [ ! -d "$build/bench" ]; then
+	echo "run-bench: no $build/bench (build it first: make VARIANT=... bench-bin)" >&2
+	exit 2
+fi
+case "$runs" in '' | *[!0-9]* | 0) echo "run-bench: BENCH_RUNS must be >= 1" >&2; exit 2 ;; esac
+mkdir -p "$out" || exit 2
+
+bins=()
+for b in "$build"/bench/bench_*; do
+	[ -f "$b" ] && [ -x "$b" ] || continue
+	if [ -n "${BENCH_ONLY:-}" ]; then
+		keep=0
+		for w in $BENCH_ONLY; do
+			case "$(basename "$b")" in *"$w"*) keep=1 ;; esac
+		done
+		[ $keep = 1 ] || continue
+	fi
+	bins+=("$b")
+done
+if [ ${#bins[@]} -eq 0 ]; then
+	echo "run-bench: no bench_* binaries in $build/bench" >&2
+	exit 2
+fi
+
+echo "# run-bench: $(date '+%Y-%m-%d %H:%M:%S %z'), kernel $(uname -r), $(nproc) CPUs," \
+	"$runs run(s) per binary, args: ${BENCH_ARGS:-(defaults)}, logs in $out," \
+	"load average: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+status=0
+all="$out/all-results.txt"
+: >"$all"
+for b in "${bins[@]}"; do
+	name=$(basename "$b")
+	# the RESULT protocol of bench_common (-m), or a binary of its own kind
+	if "$b" -h 2>/dev/null | grep -q -- '^  -m '; then
+		n=$runs
+		args=(-m "${extra[@]}")
+	else
+		n=1
+		args=()
+	fi
+	for ((r = 1; r <= n; r++)); do
+		log="$out/$name.$r.log"
+		echo
+		echo "## $name, run $r/$n"
+		start=$(date +%s)
+		"$b" "${args[@]}" >"$log" 2>&1
+		rc=$?
+		grep -v '^RESULT ' "$log"
+		echo "## $name run $r: exit $rc, $(($(date +%s) - start)) s, load average after:" \
+			"$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+		if [ $rc -ne 0 ]; then
+			status=1
+			continue
+		fi
+		grep '^RESULT ' "$log" | sed "s/^RESULT /RESULT run=$r /" >>"$all"
+	done
+done
+
+echo
+summarize "$all" "$runs" | tee "$out/summary.txt"
 exit $status

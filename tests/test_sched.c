@@ -601,4 +601,3 @@ TEST_T(worker_wait_timeout_queues_worker, 20)
 	CHECK_EQ(g.bad_state, 0);
 	su_server_unregister(&srv);
 }
-

@@ -26,6 +26,7 @@
  * server_tid set to its own tid.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
@@ -162,11 +163,15 @@ static int wait_eventfd(struct umcg_idle_group *g, uint64_t abs_timeout)
 	int ms = -1;
 	if (abs_timeout) {
 		uint64_t now = umcg_now_ns();
-		ms = abs_timeout > now ? (int)((abs_timeout - now + 999999) / 1000000) : 0;
+		uint64_t left = abs_timeout > now ? (abs_timeout - now + 999999) / 1000000 : 0;
+		ms = left > INT_MAX ? INT_MAX : (int)left; /* > 24 days: a spurious return */
 	}
 	struct pollfd p = {.fd = g->idle_fd.fd, .events = POLLIN};
 	int r = poll(&p, 1, ms);
+	int e = errno;
 	umcg_idle_fd_finish(&g->idle_fd);
+	if (r < 0 && e != EINTR)
+		return -e; /* a broken fd (EBADF...): report it, don't let the caller spin */
 	return r == 0 ? -ETIMEDOUT : 0;
 }
 

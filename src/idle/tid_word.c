@@ -39,8 +39,17 @@ UMCG_EXPORT bool umcg_idle_tid_publish(uint32_t *word, uint32_t tid)
 UMCG_EXPORT bool umcg_idle_tid_withdraw(uint32_t *word, uint32_t tid)
 {
 	uint32_t expected = tid;
-	return __atomic_compare_exchange_n(word, &expected, 0, false, __ATOMIC_ACQ_REL,
-					   __ATOMIC_RELAXED);
+	if (__atomic_compare_exchange_n(word, &expected, 0, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_RELAXED))
+		return true;
+	/*
+	 * A waker took the word: its IDLE -> RUNNING CAS and ttwu run inside a
+	 * read section. Wait for it to end, so that a caller that is already
+	 * RUNNING (it timed out) cannot be woken late, in its next context
+	 * switch (the late-popper race, see idle_servers.c).
+	 */
+	umcg__gp_synchronize();
+	return false;
 }
 
 bool umcg__idle_tid_wake(uint64_t ptr)
