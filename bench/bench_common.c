@@ -54,10 +54,12 @@ static unsigned parse_pins(const char *arg)
 			m |= 1u << BENCH_PIN_DIFF;
 		else if (!strcmp(t, "none"))
 			m |= 1u << BENCH_PIN_NONE;
+		else if (!strcmp(t, "srv"))
+			m |= 1u << BENCH_PIN_SRV;
 		else if (!strcmp(t, "all"))
-			m |= (1u << BENCH_PIN_NR) - 1;
+			m |= (1u << BENCH_PIN_MODES) - 1;
 		else
-			bench_die("-p: unknown pin mode '%s' (same,diff,none,all)", t);
+			bench_die("-p: unknown pin mode '%s' (same,diff,none,srv,all)", t);
 	}
 	return m;
 }
@@ -78,7 +80,7 @@ void bench_parse_args(int argc, char **argv, struct bench_opts *o, long def_iter
 	o->iters = def_iters;
 	o->warmup = def_warmup;
 	o->sleep_us = def_sleep_us;
-	o->pins = (1u << BENCH_PIN_NR) - 1;
+	o->pins = (1u << BENCH_PIN_MODES) - 1;
 	o->hints = 3;
 	o->machine = false;
 	int c;
@@ -113,12 +115,16 @@ void bench_parse_args(int argc, char **argv, struct bench_opts *o, long def_iter
 		default:
 			fprintf(
 			    c == 'h' ? stdout : stderr,
-			    "usage: %s [-n iters] [-w warmup] [-s sleep_us] [-p same,diff,none] "
+			    "usage: %s [-n iters] [-w warmup] [-s sleep_us] [-p "
+			    "same,diff,none,srv] "
 			    "[-H 0|1|both] [-m]\n%s\n"
 			    "  -n  measured samples per case (default %ld)\n"
 			    "  -w  warm-up samples discarded per case (default %ld)\n"
 			    "  -s  blocking-call length in us (block/idle benches; default %ld)\n"
-			    "  -p  pin modes to run (default all)\n"
+			    "  -p  pin modes to run (default all): same = both threads on one "
+			    "CPU,\n"
+			    "      diff = on two CPUs, none = unpinned, srv = server (thread 0)\n"
+			    "      pinned, worker (thread 1) unpinned\n"
 			    "  -H  UMCG_TUNE_CURRENT_CPU_HINT values to run (default both)\n"
 			    "  -m  also print machine-readable RESULT lines (times in ns)\n",
 			    argv[0], summary, def_iters, def_warmup, def_sleep_us);
@@ -242,6 +248,8 @@ int bench_pin_cpu(enum bench_pin pin, int role)
 		return cpu_a;
 	case BENCH_PIN_DIFF:
 		return role ? cpu_b : cpu_a;
+	case BENCH_PIN_SRV:
+		return role ? -1 : cpu_a;
 	default:
 		return -1;
 	}
@@ -263,8 +271,8 @@ void bench_pin_self(int cpu)
 
 const char *bench_pin_name(enum bench_pin pin)
 {
-	static const char *const names[] = {"same", "diff", "none"};
-	return pin < BENCH_PIN_NR ? names[pin] : "?";
+	static const char *const names[] = {"same", "diff", "none", "srv"};
+	return pin < BENCH_PIN_MODES ? names[pin] : "?";
 }
 
 const char *bench_cpu_str(enum bench_pin pin, int role, char *buf, size_t len)

@@ -28,7 +28,14 @@ enum bench_pin {
 	BENCH_PIN_SAME, /* both threads pinned to the same CPU */
 	BENCH_PIN_DIFF, /* pinned to two different CPUs */
 	BENCH_PIN_NONE, /* not pinned (the process's initial affinity) */
-	BENCH_PIN_NR,
+	BENCH_PIN_NR,	/* number of the symmetric modes above */
+	/*
+	 * Thread 0 (the server) pinned, thread 1 (the worker) not: the setup
+	 * in which the library applies the WF_CURRENT_CPU hint (a waker bound
+	 * to one CPU, a worker allowed elsewhere; src/kern/sched.c).
+	 */
+	BENCH_PIN_SRV = BENCH_PIN_NR,
+	BENCH_PIN_MODES, /* all modes */
 };
 
 struct bench_opts {
@@ -102,7 +109,7 @@ int bench_pin_cpu(enum bench_pin pin, int role);
  */
 void bench_pin_self(int cpu);
 
-/* "same", "diff", "none" */
+/* "same", "diff", "none", "srv" */
 const char *bench_pin_name(enum bench_pin pin);
 
 /* "cpu0" or "any" for a role in a mode, into buf. */

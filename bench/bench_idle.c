@@ -101,7 +101,7 @@ int main(int argc, char **argv)
 		 o.sleep_us);
 	bench_print_banner("bench_idle", &o, roles);
 	bench_print_table_header();
-	for (int p = 0; p < BENCH_PIN_NR; p++) {
+	for (int p = 0; p < BENCH_PIN_MODES; p++) {
 		enum bench_pin pin = (enum bench_pin)p;
 		if (!(o.pins & (1u << p)))
 			continue;

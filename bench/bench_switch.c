@@ -246,7 +246,7 @@ int main(int argc, char **argv)
 			   "rtt = round trip, s2w/w2s = one-way switches; x_ = ratio vs futex "
 			   "baseline of the same pinning, measured just before");
 	bench_print_table_header();
-	for (int p = 0; p < BENCH_PIN_NR; p++) {
+	for (int p = 0; p < BENCH_PIN_MODES; p++) {
 		enum bench_pin pin = (enum bench_pin)p;
 		if (!(o.pins & (1u << p)))
 			continue;

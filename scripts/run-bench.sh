@@ -99,7 +99,11 @@ if [ ${#bins[@]} -eq 0 ]; then
 	exit 2
 fi
 
+# which library source was measured (the tree is not always committed)
+root=$(cd "$(dirname "$0")/.." && pwd)
+tree=$(cd "$root" && cat $(ls src/*/*.[ch] include/*.h 2>/dev/null | sort) 2>/dev/null | sha256sum | cut -c1-12)
 echo "# run-bench: $(date '+%Y-%m-%d %H:%M:%S %z'), kernel $(uname -r), $(nproc) CPUs," \
+	"library source hash $tree (sha256 of src/*/*.[ch] include/*.h)," \
 	"$runs run(s) per binary, args: ${BENCH_ARGS:-(defaults)}, logs in $out," \
 	"load average: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 status=0

@@ -207,11 +207,14 @@ UMCG_EXPORT int umcg_idle_group_wake_one(struct umcg_idle_group *g)
 	case UMCG_IDLE_TID_WORD: {
 		uint64_t e = umcg__gp_read_lock(); /* exchange + wake-up: one section */
 		uint32_t tid = __atomic_exchange_n(&g->idle_server_tid, 0, __ATOMIC_SEQ_CST);
+		struct umcg_ktask *wake = NULL;
 		if (tid) {
 			umcg__test_wake_delay();
-			umcg__try_wake_server(tid, false);
+			wake = umcg__server_make_running(tid, false);
 		}
 		umcg__gp_read_unlock(e);
+		if (wake)
+			umcg__ttwu(wake, false); /* after the section: see hooks.c */
 		/*
 		 * Only the published server is woken; it hands the word on as it
 		 * leaves. Servers behind it would only publish again (wait_tid),

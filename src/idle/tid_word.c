@@ -61,10 +61,13 @@ bool umcg__idle_tid_wake(uint64_t ptr)
 	/* exchange and wake-up in one read section, as for the stack */
 	uint64_t e = umcg__gp_read_lock();
 	uint32_t tid = __atomic_exchange_n(word, 0, __ATOMIC_SEQ_CST);
+	struct umcg_ktask *wake = NULL;
 	if (tid) {
 		umcg__test_wake_delay();
-		umcg__wake_server(tid, true);
+		wake = umcg__server_make_running(tid, true);
 	}
 	umcg__gp_read_unlock(e);
+	if (wake)
+		umcg__ttwu(wake, true); /* after the section: see hooks.c */
 	return tid != 0;
 }

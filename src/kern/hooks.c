@@ -45,16 +45,16 @@
  * uses the user bits (tglx's review); we follow the documented meaning:
  * compare the state byte, keep flag and user bits.
  */
-static void wake_server_task(struct umcg_ktask *sk, bool current_cpu)
+static bool server_make_running(struct umcg_ktask *sk)
 {
 	struct umcg_task *s = atomic_load_explicit(&sk->self, memory_order_acquire);
 	if (!s)
-		return; /* unregistered meanwhile: nobody to wake */
+		return false; /* unregistered meanwhile: nobody to wake */
 	uint32_t st = umcg__load_u32(&s->state);
 	for (;;) {
 		uint32_t low = st & UMCG_TF_STATE_MASK;
 		if (low == UMCG_TASK_RUNNING)
-			return; /* already running: no wake (T6) */
+			return false; /* already running: no wake (T6) */
 		if (low != UMCG_TASK_IDLE)
 			umcg__die("server %u is in state %#x, neither IDLE nor RUNNING",
 				  atomic_load_explicit(&sk->tid, memory_order_relaxed), st);
@@ -62,9 +62,25 @@ static void wake_server_task(struct umcg_ktask *sk, bool current_cpu)
 		/* release: the worker's BLOCKED/IDLE store is visible to the server */
 		if (__atomic_compare_exchange_n(&s->state, &st, nst, false, __ATOMIC_ACQ_REL,
 						__ATOMIC_ACQUIRE))
-			break;
+			return true;
 	}
-	umcg__ttwu(sk, current_cpu);
+}
+
+static void wake_server_task(struct umcg_ktask *sk, bool current_cpu)
+{
+	if (server_make_running(sk))
+		umcg__ttwu(sk, current_cpu);
+}
+
+struct umcg_ktask *umcg__server_make_running(uint32_t server_tid, bool die_if_unknown)
+{
+	struct umcg_ktask *sk = umcg__registry_lookup(server_tid);
+	if (!sk) {
+		if (die_if_unknown)
+			umcg__die("idle server tid %u is not a registered UMCG task", server_tid);
+		return NULL;
+	}
+	return server_make_running(sk) ? sk : NULL;
 }
 
 bool umcg__try_wake_server(uint32_t server_tid, bool current_cpu)
@@ -105,12 +121,16 @@ int umcg__block_point(struct umcg_ktask *k)
 }
 
 /*
- * Pop one idle server from the stack at head_addr and wake it (T7/T8), all
- * inside one read section (see idle_servers.c: a late wake-up must not
- * outlive the popped server's GC).
+ * Pop one idle server from the stack at head_addr and wake it (T7/T8). The
+ * pop and the server's IDLE -> RUNNING CAS run inside one read section (see
+ * idle_servers.c: a late CAS must not outlive the popped server's GC); the
+ * ttwu comes after the section: it touches only the (never freed) ktask,
+ * so a late one is at worst spurious, and a server woken on this CPU
+ * cannot preempt us inside the section and then wait for it.
  */
 static bool wake_idle_server(uint64_t head_addr)
 {
+	struct umcg_ktask *wake = NULL;
 	uint64_t e = umcg__gp_read_lock();
 	struct umcg_task *s = umcg__isl_pop_locked((uint64_t *)(uintptr_t)head_addr);
 	if (s) {
@@ -119,10 +139,13 @@ static bool wake_idle_server(uint64_t head_addr)
 		struct umcg_ktask *sk = umcg__registry_lookup(tid);
 		if (!sk || atomic_load_explicit(&sk->self, memory_order_relaxed) != s)
 			umcg__die("popped idle server's server_tid %u does not name it", tid);
-		wake_server_task(sk, true);
+		if (server_make_running(sk))
+			wake = sk;
 	}
 	/* none found: documented as not an error (docs/spec-choices.md) */
 	umcg__gp_read_unlock(e);
+	if (wake)
+		umcg__ttwu(wake, true);
 	return s != NULL;
 }
 

@@ -123,6 +123,12 @@ void umcg__wake_server(uint32_t server_tid, bool current_cpu);
 /* The same for user-space helpers: false (no kill) if tid is not a UMCG task. */
 bool umcg__try_wake_server(uint32_t server_tid, bool current_cpu);
 /*
+ * First half of a server wake-up, for callers inside a read section: CAS
+ * the server's state IDLE -> RUNNING. Returns the ktask to umcg__ttwu()
+ * after the section, or NULL if no ttwu is needed (already RUNNING, gone).
+ */
+struct umcg_ktask *umcg__server_make_running(uint32_t server_tid, bool die_if_unknown);
+/*
  * The part of T7 after the (seq_cst) append: wake one idle server
  * through t's mechanisms (stack, tid word, eventfd; umcg_idle.h). Exposed
  * for tests, which drive the waker's side with unregistered dummy workers.

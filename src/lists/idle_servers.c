@@ -32,12 +32,13 @@
  * a grace period is short. This is the protocol v0.3 could not have
  * between kernel and user space; we can, because both sides are ours.
  *
- * The same read sections also cover the wake-up that follows a pop (the
- * kernel's T7/T8, umcg_idle_servers_wake(), and the tid-word design's
- * exchange): a server that finds itself popped but is already RUNNING (it
- * timed out, or was woken otherwise) waits for a grace period before it
- * goes IDLE again, so a popper that was delayed between its mark and its
- * IDLE -> RUNNING CAS cannot end the server's *next* context switch.
+ * The same read sections also cover the state change of the wake-up that
+ * follows a pop (the kernel's T7/T8, umcg_idle_servers_wake(), and the
+ * tid-word design's exchange; the ttwu itself comes after the section, it
+ * only touches never-freed library memory): a server that finds itself popped but is already
+ * RUNNING (it timed out, or was woken otherwise) waits for a grace period before it goes IDLE
+ * again, so a popper that was delayed between its mark and its IDLE -> RUNNING CAS cannot end the
+ * server's *next* context switch.
  *
  * Grace period, memory ordering: a reader increments readers[e & 1] for
  * the epoch e it read, then re-reads the epoch and retries if it changed
@@ -171,11 +172,14 @@ UMCG_EXPORT struct umcg_task *umcg_idle_servers_wake(uint64_t *head)
 {
 	uint64_t e = umcg__gp_read_lock();
 	struct umcg_task *s = umcg__isl_pop_locked(head);
+	struct umcg_ktask *wake = NULL;
 	if (s) {
 		umcg__test_wake_delay();
-		umcg__try_wake_server(umcg__load_u32(&s->server_tid), false);
+		wake = umcg__server_make_running(umcg__load_u32(&s->server_tid), false);
 	}
 	umcg__gp_read_unlock(e);
+	if (wake)
+		umcg__ttwu(wake, false); /* after the section: see hooks.c */
 	return s;
 }
 
