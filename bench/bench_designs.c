@@ -449,10 +449,11 @@ struct lat_result {
  * push, re-check, sleep, settle, GC) but run with the library's test hook
  * umcg__isl_no_grace_period set, so that the GC does not wait for a grace
  * period (and without group.c's taken(), which waits for one as well).
- * NOT a safe design: it only shows what the grace-period waits cost. Safe
- * here: one server, one waker whose pop has completed before the server
- * can re-push (the waker's read section still covers its FUTEX_WAKE, which
- * touches no user memory).
+ * NOT a safe design: it only shows what the grace-period waits cost (up to
+ * 6e45b6b the waker's read section enclosed its FUTEX_WAKE, and those waits
+ * cost ~10 us per same-CPU wake-up; docs/idle-designs.md, F1). Safe here:
+ * one server, and one waker whose pop and CAS have completed before the
+ * server runs, so the server's node is not in use when it is re-pushed.
  */
 static void nogp_wait(struct umcg_idle_group *g, struct umcg_task *me)
 {

@@ -8,6 +8,7 @@
 # sys_two, cpu, tput, meta), a "#section ..." header line per section.
 # Panels (those whose section is missing are left out):
 #   1, 2  idle-server wake-up latency p50 / p99 per design and pinning
+#         (stk-nogp: the stack without its grace-period waits, a diagnostic)
 #   3, 4  throughput (ops/s, median with min..max bars) vs servers for the
 #         first two workloads, per design, plain threads as a dashed line
 #   5     threads woken per round with two idle servers (1 or 2 appends)
@@ -54,16 +55,16 @@ $1 == "sys_two" {
 	two[$2, $3] = $12; two_d[$2] = 1; no++
 }
 END {
-	ord[1] = "futex"; ord[2] = "stack"; ord[3] = "eventfd"; ord[4] = "tid"
+	ord[1] = "futex"; ord[2] = "stack"; ord[3] = "eventfd"; ord[4] = "tid"; ord[5] = "stk-nogp"
 	if (length(lat_seen)) {
 		h = "#pin"
-		for (i = 1; i <= 4; i++) if (ord[i] in lat_d) h = h "\t" ord[i]
+		for (i = 1; i <= 5; i++) if (ord[i] in lat_d) h = h "\t" ord[i]
 		put("lat50.dat", h); put("lat99.dat", h)
 		split("same diff none", pins, " ")
 		for (k = 1; k <= 3; k++) {
 			if (!(pins[k] in lat_seen)) continue
 			l50 = pins[k]; l99 = pins[k]
-			for (i = 1; i <= 4; i++) if (ord[i] in lat_d) {
+			for (i = 1; i <= 5; i++) if (ord[i] in lat_d) {
 				l50 = l50 "\t" ((pins[k], ord[i]) in p50 ? p50[pins[k], ord[i]] : "-")
 				l99 = l99 "\t" ((pins[k], ord[i]) in p99 ? p99[pins[k], ord[i]] : "-")
 			}
@@ -136,7 +137,7 @@ set grid ytics
 set style fill solid 0.85 border -1
 set style histogram clustered gap 1
 set multiplot layout 3,2 title "$title" font ",13"
-c_futex = "#7f7f7f"; c_stack = "#1f77b4"; c_eventfd = "#ff7f0e"; c_efd_epx = "#bcbd22"; c_tid = "#2ca02c"
+c_futex = "#7f7f7f"; c_stack = "#1f77b4"; c_eventfd = "#ff7f0e"; c_efd_epx = "#bcbd22"; c_tid = "#2ca02c"; c_stk_nogp = "#aec7e8"
 EOF
 	if [ -s "$tmp/lat50.dat" ]; then
 		for q in 50 99; do

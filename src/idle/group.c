@@ -205,6 +205,8 @@ UMCG_EXPORT int umcg_idle_group_wake_one(struct umcg_idle_group *g)
 	case UMCG_IDLE_STACK:
 		return umcg_idle_servers_wake(&g->idle_servers) != NULL;
 	case UMCG_IDLE_TID_WORD: {
+		if (!__atomic_load_n(&g->idle_server_tid, __ATOMIC_SEQ_CST))
+			return 0;		   /* nobody published: no exchange, no section */
 		uint64_t e = umcg__gp_read_lock(); /* exchange + wake-up: one section */
 		uint32_t tid = __atomic_exchange_n(&g->idle_server_tid, 0, __ATOMIC_SEQ_CST);
 		struct umcg_ktask *wake = NULL;

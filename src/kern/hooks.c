@@ -130,6 +130,9 @@ int umcg__block_point(struct umcg_ktask *k)
  */
 static bool wake_idle_server(uint64_t head_addr)
 {
+	/* seq_cst: the waker's half of the Dekker pair; an empty stack costs no section */
+	if (!__atomic_load_n((uint64_t *)(uintptr_t)head_addr, __ATOMIC_SEQ_CST))
+		return false;
 	struct umcg_ktask *wake = NULL;
 	uint64_t e = umcg__gp_read_lock();
 	struct umcg_task *s = umcg__isl_pop_locked((uint64_t *)(uintptr_t)head_addr);
