@@ -38,6 +38,20 @@ long th_scaled(long n, long min)
 	return n < min ? min : n;
 }
 
+int th_thread_sleeps(long tid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')'); /* comm may contain spaces */
+	return p && p[1] == ' ' && p[2] == 'S';
+}
+
 static double th_now(void)
 {
 	struct timespec ts;

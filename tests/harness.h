@@ -33,6 +33,8 @@ void th_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 /* Iteration count scaled down for slow (sanitizer) builds; never below min. */
 long th_scaled(long n, long min);
+/* Is thread `tid` of this process blocked in an interruptible sleep (/proc state S)? */
+int th_thread_sleeps(long tid);
 
 #define TEST_T(name, secs)                                                                         \
 	static void th_fn_##name(void);                                                            \

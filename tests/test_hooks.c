@@ -171,20 +171,6 @@ static void nested_handler(int sig)
 	errno = e;
 }
 
-static bool thread_sleeping(uint32_t tid)
-{
-	char path[64], buf[256];
-	snprintf(path, sizeof path, "/proc/self/task/%u/stat", tid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');
-	return p && p[1] == ' ' && p[2] == 'S';
-}
-
 TEST_T(nested_hooks_in_signal_handlers_are_noops, 60)
 {
 	struct sigaction sa;
@@ -204,7 +190,7 @@ TEST_T(nested_hooks_in_signal_handlers_are_noops, 60)
 	CHECK_EQ(pthread_create(&wt, NULL, spin_block_worker, &w), 0);
 
 	/* 1. parked at its wake point (queued on the idle-workers list) */
-	while (umcg_idle_workers_empty(&grp.idle_workers) || !thread_sleeping(w.tid))
+	while (umcg_idle_workers_empty(&grp.idle_workers) || !th_thread_sleeps(w.tid))
 		usleep(100);
 	CHECK_EQ(syscall(SYS_tgkill, getpid(), w.tid, SIGUSR1), 0);
 	while (atomic_load(&handler_calls) < 1)

@@ -47,20 +47,9 @@ static _Atomic int nserver_tids;
 /* true if every server thread is blocked in the kernel (state S). */
 static bool servers_blocked(void)
 {
-	for (int i = 0; i < NSERV; i++) {
-		char path[64], buf[256];
-		snprintf(path, sizeof path, "/proc/self/task/%u/stat",
-			 atomic_load(&server_tids[i]));
-		FILE *f = fopen(path, "re");
-		if (!f)
+	for (int i = 0; i < NSERV; i++)
+		if (!th_thread_sleeps(atomic_load(&server_tids[i])))
 			return false;
-		size_t n = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-		buf[n] = 0;
-		char *p = strrchr(buf, ')'); /* comm may contain spaces */
-		if (!p || p[1] != ' ' || p[2] != 'S')
-			return false;
-	}
 	return true;
 }
 
@@ -257,16 +246,7 @@ static uint64_t append_and_count(struct token *tk)
 
 static bool lone_server_blocked(void)
 {
-	char path[64], buf[256];
-	snprintf(path, sizeof path, "/proc/self/task/%u/stat", atomic_load(&server_tids[0]));
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');
-	return p && p[1] == ' ' && p[2] == 'S';
+	return th_thread_sleeps(atomic_load(&server_tids[0]));
 }
 
 TEST(waker_syscalls_zero_when_none_sleeps_one_when_one_does)

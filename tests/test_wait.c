@@ -510,25 +510,10 @@ static void install_handler(int flags)
 	CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
 }
 
-/* Is thread `tid` of this process in an interruptible sleep ("S")? */
-static bool thread_sleeps(pid_t tid)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	const char *p = strrchr(buf, ')'); /* comm may contain spaces */
-	return p && p[1] == ' ' && p[2] == 'S';
-}
-
 /* Wait (bounded) until `tid` sleeps; a best effort, not a correctness condition. */
 static void wait_until_sleeping(pid_t tid)
 {
-	for (int i = 0; i < 2000 && !thread_sleeps(tid); i++)
+	for (int i = 0; i < 2000 && !th_thread_sleeps(tid); i++)
 		usleep(1000);
 	usleep(2000);
 }

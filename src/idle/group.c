@@ -204,26 +204,13 @@ UMCG_EXPORT int umcg_idle_group_wake_one(struct umcg_idle_group *g)
 	switch (g->design) {
 	case UMCG_IDLE_STACK:
 		return umcg_idle_servers_wake(&g->idle_servers) != NULL;
-	case UMCG_IDLE_TID_WORD: {
-		if (!__atomic_load_n(&g->idle_server_tid, __ATOMIC_SEQ_CST))
-			return 0;		   /* nobody published: no exchange, no section */
-		uint64_t e = umcg__gp_read_lock(); /* exchange + wake-up: one section */
-		uint32_t tid = __atomic_exchange_n(&g->idle_server_tid, 0, __ATOMIC_SEQ_CST);
-		struct umcg_ktask *wake = NULL;
-		if (tid) {
-			umcg__test_wake_delay();
-			wake = umcg__server_make_running(tid, false);
-		}
-		umcg__gp_read_unlock(e);
-		if (wake)
-			umcg__ttwu(wake, false); /* after the section: see hooks.c */
+	case UMCG_IDLE_TID_WORD:
 		/*
 		 * Only the published server is woken; it hands the word on as it
 		 * leaves. Servers behind it would only publish again (wait_tid),
 		 * so each call takes the next published one.
 		 */
-		return tid != 0;
-	}
+		return umcg__idle_tid_take(&g->idle_server_tid, false);
 	case UMCG_IDLE_EVENTFD: {
 		if (!__atomic_load_n(&g->idle_fd.waiters, __ATOMIC_SEQ_CST))
 			return 0;

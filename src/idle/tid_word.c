@@ -52,22 +52,27 @@ UMCG_EXPORT bool umcg_idle_tid_withdraw(uint32_t *word, uint32_t tid)
 	return false;
 }
 
-bool umcg__idle_tid_wake(uint64_t ptr)
+bool umcg__idle_tid_take(uint32_t *word, bool at_wake_point)
 {
-	uint32_t *word = (uint32_t *)(uintptr_t)ptr;
 	/* cheap check first: no RMW (no cache-line steal) when nobody is published */
 	if (!__atomic_load_n(word, __ATOMIC_SEQ_CST))
 		return false;
-	/* exchange and wake-up in one read section, as for the stack */
+	/* exchange and state change in one read section, as for the stack */
 	uint64_t e = umcg__gp_read_lock();
 	uint32_t tid = __atomic_exchange_n(word, 0, __ATOMIC_SEQ_CST);
 	struct umcg_ktask *wake = NULL;
 	if (tid) {
 		umcg__test_wake_delay();
-		wake = umcg__server_make_running(tid, true);
+		/* at a wake point a bad tid breaks the contract (kill), as in v0.4 */
+		wake = umcg__server_make_running(tid, at_wake_point);
 	}
 	umcg__gp_read_unlock(e);
 	if (wake)
-		umcg__ttwu(wake, true); /* after the section: see hooks.c */
+		umcg__ttwu(wake, at_wake_point); /* after the section: see hooks.c */
 	return tid != 0;
+}
+
+bool umcg__idle_tid_wake(uint64_t ptr)
+{
+	return umcg__idle_tid_take((uint32_t *)(uintptr_t)ptr, true);
 }
