@@ -83,15 +83,6 @@ struct umcg_ktask *umcg__server_make_running(uint32_t server_tid, bool die_if_un
 	return server_make_running(sk) ? sk : NULL;
 }
 
-bool umcg__try_wake_server(uint32_t server_tid, bool current_cpu)
-{
-	struct umcg_ktask *sk = umcg__registry_lookup(server_tid);
-	if (!sk)
-		return false;
-	wake_server_task(sk, current_cpu);
-	return true;
-}
-
 void umcg__wake_server(uint32_t server_tid, bool current_cpu)
 {
 	struct umcg_ktask *sk = umcg__registry_lookup(server_tid);

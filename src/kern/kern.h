@@ -106,9 +106,8 @@ void umcg__ttwu(struct umcg_ktask *k, bool current_cpu);
  * Returns 0, -EINTR (only if interruptible) or -ETIMEDOUT.
  */
 int umcg__idle_loop(struct umcg_ktask *k, uint64_t abs_timeout, bool interruptible);
-/* k->allowed <-> cpu_set_t */
+/* cpu_set_t -> k->allowed */
 void umcg__set_allowed(struct umcg_ktask *k, const cpu_set_t *set);
-void umcg__get_allowed(struct umcg_ktask *k, cpu_set_t *set);
 /* Undo our pinning of k (restore its registration-time affinity). */
 void umcg__unpin(struct umcg_ktask *k);
 extern _Atomic int umcg__current_cpu_hint;
@@ -120,8 +119,6 @@ int umcg__block_point(struct umcg_ktask *k);
 int umcg__wake_point(struct umcg_ktask *k);
 /* Wake the server named by tid as the kernel does (IDLE -> RUNNING + ttwu). */
 void umcg__wake_server(uint32_t server_tid, bool current_cpu);
-/* The same for user-space helpers: false (no kill) if tid is not a UMCG task. */
-bool umcg__try_wake_server(uint32_t server_tid, bool current_cpu);
 /*
  * First half of a server wake-up, for callers inside a read section: CAS
  * the server's state IDLE -> RUNNING. Returns the ktask to umcg__ttwu()

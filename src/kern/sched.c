@@ -60,7 +60,7 @@ void umcg__set_allowed(struct umcg_ktask *k, const cpu_set_t *set)
 	}
 }
 
-void umcg__get_allowed(struct umcg_ktask *k, cpu_set_t *set)
+static void get_allowed(struct umcg_ktask *k, cpu_set_t *set)
 {
 	CPU_ZERO(set);
 	for (int w = 0; w < CPU_SETSIZE / 64; w++) {
@@ -102,7 +102,7 @@ void umcg__unpin(struct umcg_ktask *k)
 	if (atomic_exchange_explicit(&k->pinned_cpu, -1, memory_order_relaxed) < 0)
 		return;
 	cpu_set_t set;
-	umcg__get_allowed(k, &set);
+	get_allowed(k, &set);
 	umcg__stats.setaffinity++;
 	sched_setaffinity((pid_t)atomic_load_explicit(&k->tid, memory_order_relaxed), sizeof set,
 			  &set);
