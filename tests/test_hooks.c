@@ -67,6 +67,17 @@ static void *spin_block_worker(void *arg)
 	return NULL;
 }
 
+/* This thread becomes a server of a fresh group `grp` of design d. */
+static void server_setup(struct umcg_task *self, enum umcg_idle_design d)
+{
+	memset(self, 0, sizeof *self);
+	self->state = UMCG_TASK_RUNNING;
+	self->api_version = 1;
+	CHECK_EQ(umcg_idle_group_init(&grp, d), 0);
+	CHECK_EQ(umcg_ctl(UMCG_CTL_REGISTER, self), 0);
+	self->server_tid = umcg_gettid();
+}
+
 /* Server side: take the one queued worker. */
 static struct umcg_task *take_worker(void)
 {
@@ -112,12 +123,7 @@ static void *late_popper(void *arg)
 static void late_popper_case(enum umcg_idle_design d)
 {
 	static struct umcg_task self;
-	memset(&self, 0, sizeof self);
-	self.state = UMCG_TASK_RUNNING;
-	self.api_version = 1;
-	CHECK_EQ(umcg_idle_group_init(&grp, d), 0);
-	CHECK_EQ(umcg_ctl(UMCG_CTL_REGISTER, &self), 0);
-	self.server_tid = umcg_gettid();
+	server_setup(&self, d);
 	static struct wk w;
 	memset(&w, 0, sizeof w);
 	w.spin_us = 60000;
@@ -198,11 +204,7 @@ TEST_T(nested_hooks_in_signal_handlers_are_noops, 60)
 	sa.sa_handler = nested_handler;
 	CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
 	static struct umcg_task self;
-	self.state = UMCG_TASK_RUNNING;
-	self.api_version = 1;
-	CHECK_EQ(umcg_idle_group_init(&grp, UMCG_IDLE_STACK), 0);
-	CHECK_EQ(umcg_ctl(UMCG_CTL_REGISTER, &self), 0);
-	self.server_tid = umcg_gettid();
+	server_setup(&self, UMCG_IDLE_STACK);
 	static struct wk w;
 	w.spin_us = 0;
 	w.server = &self;
@@ -294,12 +296,7 @@ static void placement_case(bool bind)
 		CHECK_EQ(sched_setaffinity(0, sizeof one, &one), 0); /* before registering */
 	}
 	static struct umcg_task self;
-	memset(&self, 0, sizeof self);
-	self.state = UMCG_TASK_RUNNING;
-	self.api_version = 1;
-	CHECK_EQ(umcg_idle_group_init(&grp, UMCG_IDLE_STACK), 0);
-	CHECK_EQ(umcg_ctl(UMCG_CTL_REGISTER, &self), 0);
-	self.server_tid = umcg_gettid();
+	server_setup(&self, UMCG_IDLE_STACK);
 	static struct wk w;
 	memset(&w, 0, sizeof w);
 	w.server = &self;
