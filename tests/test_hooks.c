@@ -44,6 +44,17 @@ static void spin_us(long us)
 		;
 }
 
+/* A worker is done: wake its server itself (v0.3 T10), then unregister. */
+static void worker_finish(struct wk *w)
+{
+	umcg_state_store(&w->t, UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
+	uint32_t st = UMCG_TASK_IDLE;
+	umcg_state_cas(w->server, &st, UMCG_TASK_RUNNING);
+	w->t.next_tid = w->t.server_tid;
+	CHECK_EQ(umcg_wait(UMCG_WAIT_WAKE_ONLY, 0), 0);
+	CHECK_EQ(umcg_ctl(UMCG_CTL_UNREGISTER, NULL), 0);
+}
+
 /* Worker: spin, then block; forever, until stop; then finish properly. */
 static void *spin_block_worker(void *arg)
 {
@@ -58,12 +69,7 @@ static void *spin_block_worker(void *arg)
 		atomic_fetch_add(&w->blocks, 1);
 		umcg_usleep(100);
 	}
-	umcg_state_store(&w->t, UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
-	uint32_t st = UMCG_TASK_IDLE;
-	umcg_state_cas(w->server, &st, UMCG_TASK_RUNNING);
-	w->t.next_tid = w->t.server_tid;
-	CHECK_EQ(umcg_wait(UMCG_WAIT_WAKE_ONLY, 0), 0);
-	CHECK_EQ(umcg_ctl(UMCG_CTL_UNREGISTER, NULL), 0);
+	worker_finish(w);
 	return NULL;
 }
 
@@ -267,12 +273,7 @@ static void *placement_worker(void *arg)
 	atomic_store(&w->tid, umcg_gettid());
 	CHECK_EQ(umcg_ctl(UMCG_CTL_REGISTER | UMCG_CTL_WORKER, &w->t), 0);
 	sched_getaffinity(0, sizeof pc.worker_during, &pc.worker_during);
-	umcg_state_store(&w->t, UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
-	uint32_t st = UMCG_TASK_IDLE;
-	umcg_state_cas(w->server, &st, UMCG_TASK_RUNNING);
-	w->t.next_tid = w->t.server_tid;
-	CHECK_EQ(umcg_wait(UMCG_WAIT_WAKE_ONLY, 0), 0);
-	CHECK_EQ(umcg_ctl(UMCG_CTL_UNREGISTER, NULL), 0);
+	worker_finish(w);
 	sched_getaffinity(0, sizeof pc.worker_after, &pc.worker_after);
 	return NULL;
 }
