@@ -26,6 +26,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "detect/detect.h"
 #include "kern/kern.h"
 
 static pthread_key_t exit_key;
@@ -34,6 +35,9 @@ static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 static void unregister(struct umcg_ktask *k, bool exiting)
 {
 	uint32_t tid = atomic_load_explicit(&k->tid, memory_order_relaxed);
+	if (!exiting)
+		umcg__det_lib_enter(k); /* a pending take-over parks first */
+	umcg__det_close(k);
 	umcg__registry_remove(tid);
 	if (!exiting)
 		umcg__unpin(k); /* give the thread back its own affinity */
@@ -97,6 +101,10 @@ static int do_register(uint32_t flags, struct umcg_task *self)
 	atomic_store_explicit(&k->pinned_cpu, -1, memory_order_relaxed);
 	atomic_store_explicit(&k->sleeping, 0, memory_order_relaxed);
 	atomic_store_explicit(&k->hook_depth, 0, memory_order_relaxed);
+	atomic_store_explicit(&k->det, DET_OFF, memory_order_relaxed);
+	atomic_store_explicit(&k->supervise, NULL, memory_order_relaxed);
+	atomic_store_explicit(&k->park_pending, false, memory_order_relaxed);
+	k->nopark = 0;
 	cpu_set_t allowed;
 	if (sched_getaffinity(0, sizeof allowed, &allowed))
 		CPU_ZERO(&allowed); /* no placement hints for this task */
@@ -112,8 +120,13 @@ static int do_register(uint32_t flags, struct umcg_task *self)
 	pthread_once(&exit_key_once, make_exit_key);
 	pthread_setspecific(exit_key, k);
 
-	if (worker)
+	if (worker) {
+		/* det LIB from here (if detected): T2's sleeps are ours */
+		bool detected = umcg__det_open(k);
 		umcg__wake_point(k); /* T2: queue, wake an idle server, wait to run */
+		if (detected)
+			umcg__det_lib_leave(k, DET_USER);
+	}
 	return 0;
 }
 

@@ -82,6 +82,29 @@ struct umcg_ktask {
 	_Atomic uint64_t allowed[CPU_SETSIZE / 64];
 	/* allowed holds exactly one CPU: the task "stands for" that CPU. */
 	_Atomic bool bound;
+	/*
+	 * Transparent detection (src/detect/detect.h). Worker side: the
+	 * detection word, the perf event and its ring (owner opens/closes
+	 * them; others read the ring only under det_lock, which also guards
+	 * det_last), and the deferred park of a signal that arrived while
+	 * the worker was inside a libumcg section (owner and its handler).
+	 */
+	_Atomic int det;
+	_Atomic int det_fd;
+	void *det_ring;
+	int alarm_fd; /* the switch-in alarm of a TAKEN_RAW worker (perf.c) */
+	void *alarm_ring;
+	_Atomic int det_lock;
+	int det_last;
+	int nopark;
+	_Atomic bool park_pending;
+	/*
+	 * Server side: the worker this server runs and whose sleeps its
+	 * watcher thread looks for (NULL: none), and that watcher (created
+	 * on first use, kept when the ktask is recycled).
+	 */
+	_Atomic(struct umcg_ktask *) supervise;
+	struct umcg_watcher *watcher;
 	/* Pool free-list link. */
 	struct umcg_ktask *free_next;
 };
@@ -101,6 +124,7 @@ void umcg__set_current(struct umcg_ktask *k);
 /* ---- scheduling primitives (sched.c) ----------------------------------- */
 /* ttwu: wake k; with current_cpu, place it on the caller's CPU if allowed. */
 void umcg__ttwu(struct umcg_ktask *k, bool current_cpu);
+
 /*
  * The idle loop of spec 5.2: sleep until k's state low byte is RUNNING.
  * Returns 0, -EINTR (only if interruptible) or -ETIMEDOUT.
@@ -131,6 +155,35 @@ struct umcg_ktask *umcg__server_make_running(uint32_t server_tid, bool die_if_un
  * for tests, which drive the waker's side with unregistered dummy workers.
  */
 void umcg__wake_idle_server(struct umcg_task *t);
+
+/*
+ * Sections of libumcg that a worker must not be parked in by the
+ * detection signal (read sections, the GC's locks): the handler defers
+ * the park to the end of the outermost section.
+ */
+void umcg__nopark_leave_slow(struct umcg_ktask *k);
+static inline void umcg__nopark_enter(void)
+{
+	struct umcg_ktask *k = umcg__current();
+	if (k) {
+		k->nopark++;
+		atomic_signal_fence(memory_order_seq_cst); /* before the section, for the handler */
+	}
+}
+
+static inline void umcg__nopark_leave(void)
+{
+	struct umcg_ktask *k = umcg__current();
+	if (k) {
+		atomic_signal_fence(memory_order_seq_cst); /* after the section */
+		if (--k->nopark == 0 &&
+		    atomic_load_explicit(&k->park_pending, memory_order_relaxed))
+			umcg__nopark_leave_slow(k);
+	}
+}
+
+/* Bumped in a fork child: per-ktask helper threads of the parent are gone. */
+extern _Atomic unsigned umcg__fork_gen;
 
 /* ---- misc (util) ------------------------------------------------------- */
 uint32_t umcg__gettid(void);

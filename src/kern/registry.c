@@ -62,8 +62,11 @@ struct umcg_ktask *umcg__ktask_alloc(void)
 		struct umcg_ktask *slab = calloc(SLAB, sizeof *slab);
 		if (!slab)
 			return NULL;
-		for (int i = 0; i < SLAB; i++)
+		for (int i = 0; i < SLAB; i++) {
 			atomic_init(&slab[i].pinned_cpu, -1);
+			atomic_init(&slab[i].det_fd, -1);
+			slab[i].alarm_fd = -1;
+		}
 		pthread_mutex_lock(&pool_lock);
 		for (int i = 1; i < SLAB; i++) {
 			slab[i].free_next = pool_free;
@@ -163,6 +166,7 @@ static void atfork_child(void)
 	/* The parent's ktasks are leaked in the child (small, bounded). */
 	tls_current = NULL;
 	umcg__reset_tid_cache();
+	umcg__fork_gen++; /* watcher threads did not survive the fork */
 }
 
 __attribute__((constructor)) static void registry_init(void)

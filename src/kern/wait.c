@@ -28,6 +28,7 @@
  */
 #include <errno.h>
 
+#include "detect/detect.h"
 #include "kern/kern.h"
 
 static void clear_locked(struct umcg_task *t)
@@ -53,6 +54,40 @@ static bool server_timeout_restore(struct umcg_task *t)
 	}
 }
 
+static int server_wait(struct umcg_ktask *k, struct umcg_task *t, struct umcg_ktask *nk,
+		       uint64_t abs_timeout)
+{
+	if (nk) {
+		umcg__ttwu(nk, true);
+		if (atomic_load_explicit(&nk->worker, memory_order_relaxed))
+			umcg__det_supervise(nk); /* sleep on its perf event, if it has one */
+	}
+	int r = umcg__idle_loop(k, abs_timeout, true);
+	if (r == -ETIMEDOUT)
+		return server_timeout_restore(t) ? -ETIMEDOUT : 0;
+	return r;
+}
+
+static int worker_wait(struct umcg_ktask *k, struct umcg_task *t, struct umcg_ktask *nk,
+		       uint64_t abs_timeout)
+{
+	if (nk) {
+		umcg__ttwu(nk, true);
+		if (atomic_load_explicit(&nk->worker, memory_order_relaxed))
+			umcg__det_supervise(nk); /* a worker-to-worker switch */
+	}
+	clear_locked(t);
+	int r = umcg__idle_loop(k, abs_timeout, true);
+	if (r == -ETIMEDOUT) {
+		/* v0.4+: a worker's timeout is a wake-up event */
+		umcg__wake_point(k);
+		return -ETIMEDOUT;
+	}
+	if (r == 0)
+		umcg__wake_point(k); /* T9: RUNNING without a server gets queued */
+	return r;
+}
+
 static int do_wait(uint32_t flags, uint64_t abs_timeout)
 {
 	struct umcg_ktask *k = umcg__current();
@@ -76,24 +111,17 @@ static int do_wait(uint32_t flags, uint64_t abs_timeout)
 		return -EINVAL;
 	if (!next && k->worker)
 		next = umcg__load_u32(&t->server_tid);
+	struct umcg_ktask *nk = NULL;
 	if (next) {
-		struct umcg_ktask *nk = umcg__registry_lookup(next);
+		nk = umcg__registry_lookup(next);
 		if (!nk)
 			return -ESRCH;
-		umcg__ttwu(nk, true);
 	}
-	if (k->worker)
-		clear_locked(t);
-	int r = umcg__idle_loop(k, abs_timeout, true);
-	if (r == -ETIMEDOUT) {
-		if (!k->worker)
-			return server_timeout_restore(t) ? -ETIMEDOUT : 0;
-		/* v0.4+: a worker's timeout is a wake-up event */
-		umcg__wake_point(k);
-		return -ETIMEDOUT;
-	}
-	if (r == 0 && k->worker)
-		umcg__wake_point(k); /* T9: RUNNING without a server gets queued */
+	if (!k->worker)
+		return server_wait(k, t, nk, abs_timeout);
+	int det = umcg__det_lib_enter(k); /* our own sleeps are not blocks */
+	int r = worker_wait(k, t, nk, abs_timeout);
+	umcg__det_lib_leave(k, det);
 	return r;
 }
 
@@ -119,7 +147,9 @@ UMCG_EXPORT int umcg_wake_point(void)
 	if (!k)
 		return 0;
 	int e = errno;
+	int det = umcg__det_lib_enter(k);
 	int r = umcg__wake_point(k);
+	umcg__det_lib_leave(k, det);
 	errno = e;
 	return r;
 }

@@ -94,6 +94,7 @@ static pthread_mutex_t gp_lock = PTHREAD_MUTEX_INITIALIZER;
 
 uint64_t umcg__gp_read_lock(void)
 {
+	umcg__nopark_enter();
 	for (;;) {
 		uint64_t e = atomic_load_explicit(&gp_epoch, memory_order_seq_cst);
 		atomic_fetch_add_explicit(&gp_readers[e & 1], 1, memory_order_seq_cst);
@@ -106,6 +107,7 @@ uint64_t umcg__gp_read_lock(void)
 void umcg__gp_read_unlock(uint64_t e)
 {
 	atomic_fetch_sub_explicit(&gp_readers[e & 1], 1, memory_order_release);
+	umcg__nopark_leave();
 }
 
 void umcg__gp_synchronize(void)
@@ -225,6 +227,7 @@ UMCG_EXPORT size_t umcg_idle_servers_gc(uint64_t *head,
 {
 	size_t n = 0, cap = 0;
 	struct umcg_task **gone = NULL;
+	umcg__nopark_enter(); /* a worker parked holding gc_lock would stall every GC */
 	pthread_mutex_lock(&gc_lock);
 restart:;
 	uint64_t *prev = head; /* the word that points to node */
@@ -256,6 +259,7 @@ restart:;
 	if (n && !umcg__isl_no_grace_period)
 		umcg__gp_synchronize();
 	pthread_mutex_unlock(&gc_lock);
+	umcg__nopark_leave();
 	if (unlinked)
 		for (size_t i = 0; i < n; i++)
 			unlinked(gone[i], arg);

@@ -15,6 +15,7 @@
 
 static __thread uint32_t tls_tid;
 __thread struct umcg__stats umcg__stats;
+struct umcg__det_counts umcg__det_counts;
 
 uint32_t umcg__gettid(void)
 {

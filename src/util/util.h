@@ -4,6 +4,7 @@
 #define UMCG_UTIL_H
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <linux/futex.h>
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -25,6 +26,19 @@ struct umcg__stats {
 	uint64_t setaffinity;
 };
 extern __thread struct umcg__stats umcg__stats;
+
+/*
+ * Process-wide counts of transparent detection (src/detect), for tests and
+ * benchmarks: take-overs of a worker that slept inside a lazy wrapper or
+ * in code no wrapper saw, parks after a take-over, signals sent by a
+ * server (the worker was switched in before its alarm was armed), raw
+ * take-overs without an alarm (limits), and watcher futex sleeps.
+ * Relaxed counters.
+ */
+struct umcg__det_counts {
+	_Atomic uint64_t taken_sys, taken_raw, parks, kicks, no_alarm, watcher_sleeps;
+};
+extern struct umcg__det_counts umcg__det_counts;
 
 static inline uint64_t umcg__stats_total(const struct umcg__stats *s)
 {

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * detect.h - transparent block detection (docs/detection.md).
+ *
+ * The kernel version of UMCG learns that a worker sleeps from the
+ * scheduler. We learn it from the scheduler too, one step removed: each
+ * detected worker has a perf event on itself (software dummy event,
+ * context_switch = 1, exclude_kernel) whose ring buffer receives a
+ * PERF_RECORD_SWITCH on every switch-out and switch-in of the thread. A
+ * switch-out without PERF_RECORD_MISC_SWITCH_OUT_PREEMPT means the thread
+ * went to sleep. The server that runs the worker sleeps in poll() on the
+ * worker's event (and on its own wake-up eventfd) instead of a futex, and
+ * does the worker's T6 itself when the record says the worker slept.
+ *
+ * Who may change a worker's detection word `det` (struct umcg_ktask):
+ *
+ *   USER    worker runs its own code; the worker moves it to SYSCALL or
+ *           LIB (CAS), a supervising server to TAKING (CAS).
+ *   SYSCALL worker is inside a lazy wrapper's call; the worker moves it
+ *           back to USER (CAS: the fast path), a server to TAKING (CAS).
+ *   LIB     worker is inside libumcg's own code (waits, wake points);
+ *           only the worker changes it (store). Switch-outs here are the
+ *           library's own sleeps and are never reported.
+ *   TAKING  a server claimed the worker and is doing T6 for it; only that
+ *           server changes it (store TAKEN_*, or the old value back). The
+ *           worker waits (a few instructions) if it meets it.
+ *   TAKEN_SYS, TAKEN_RAW
+ *           the server made the worker BLOCKED and ran T6; the worker
+ *           moves it to LIB, runs T7 (parks), then USER. TAKEN_SYS: it
+ *           slept inside a wrapper, which parks on return. TAKEN_RAW: it
+ *           slept in code we do not see; its event is armed (O_ASYNC) so
+ *           the record of its switch-in sends it the detection signal,
+ *           whose handler parks it before it runs user code.
+ *   OFF     no detection for this worker (explicit points only).
+ *
+ * Only the CAS from USER/SYSCALL to TAKING can race with the worker's own
+ * CASes; whoever wins decides: the worker returned from its call first
+ * (no block reported: the record was about a sleep that is over), or the
+ * server took it (the worker parks when it gets back).
+ */
+#ifndef UMCG_DETECT_H
+#define UMCG_DETECT_H
+
+#include <stdbool.h>
+
+#include "kern/kern.h"
+
+enum {
+	DET_OFF = 0,
+	DET_USER,
+	DET_SYSCALL,
+	DET_LIB,
+	DET_TAKING,
+	DET_TAKEN_SYS,
+	DET_TAKEN_RAW,
+};
+
+/* What the newest record in a worker's ring says (struct umcg_ktask::det_last). */
+enum {
+	DET_LAST_NONE = 0, /* no record yet */
+	DET_LAST_IN,	   /* switched in: on a CPU */
+	DET_LAST_PREEMPT,  /* switched out while runnable */
+	DET_LAST_SLEEP,	   /* switched out to sleep */
+};
+
+/* ---- perf.c: the per-worker event ---------------------------------------- */
+/* The detection signal (UMCG_DETECT_SIGNAL, default SIGRTMAX - 1). */
+int umcg__detect_signal(void);
+/* Process-wide default for workers registered from now on: -1 unset, 0, 1. */
+extern _Atomic int umcg__detect_default;
+/* Open the calling worker's event (at registration). false: explicit only. */
+bool umcg__det_open(struct umcg_ktask *k);
+/* Close it (unregister, exit, umcg_detect_thread(0)). Only the owner calls. */
+void umcg__det_close(struct umcg_ktask *k);
+/*
+ * Consume w's new records and return the newest switch kind (DET_LAST_*),
+ * remembered across calls. Ring overflow falls back to /proc.
+ */
+int umcg__det_ring_last(struct umcg_ktask *w);
+/* Open / close the switch-in alarm of a TAKEN_RAW worker (perf.c). */
+bool umcg__det_alarm_open(struct umcg_ktask *w);
+void umcg__det_alarm_close(struct umcg_ktask *w);
+/* data_head of w's ring, not consumed: has anything been recorded? */
+uint64_t umcg__det_ring_head(struct umcg_ktask *w);
+/* Send w the detection signal (it was seen on a CPU after being taken). */
+void umcg__det_kick(struct umcg_ktask *w);
+
+/* ---- takeover.c: the server's side ----------------------------------------- */
+/*
+ * Called by the watcher of `server`, which runs w: if w went to sleep
+ * while RUNNING (not LOCKED), do its T6 (w BLOCKED, its server woken).
+ * true if w was taken.
+ */
+bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w);
+/* w is now run by its server: point that server's watcher at w. */
+void umcg__det_supervise(struct umcg_ktask *w);
+
+/* ---- watcher.c ------------------------------------------------------------------ */
+/* server->supervise changed: make sure its watcher runs (creates it). */
+void umcg__watch(struct umcg_ktask *server);
+
+/* ---- the worker's side (takeover.c) ------------------------------------------ */
+/*
+ * Enter/leave libumcg's own code on a worker (det LIB). Entering first
+ * finishes a take-over that raced with the worker's return (parks). The
+ * value returned goes to umcg__det_lib_leave().
+ */
+int umcg__det_lib_enter(struct umcg_ktask *k);
+void umcg__det_lib_leave(struct umcg_ktask *k, int prev);
+/*
+ * Wrappers: how to bracket the call. EAGER: no detection, explicit block
+ * and wake points around it. LAZY: det SYSCALL, then umcg__det_sys_leave().
+ * PLAIN: nested in another call (a signal handler's) or inside libumcg:
+ * just make the call.
+ */
+enum { DET_CALL_EAGER, DET_CALL_LAZY, DET_CALL_PLAIN };
+int umcg__det_sys_enter(struct umcg_ktask *k);
+void umcg__det_sys_leave(struct umcg_ktask *k);
+/* The detection signal's work, in the handler (TAKEN_RAW: park). */
+void umcg__det_signal(struct umcg_ktask *k);
+
+#endif

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * takeover.c - T6 done by the server for a worker that went to sleep where
+ * no wrapper saw it, and the worker's side of that hand-over.
+ *
+ * The detection word and who may change it are described in detect.h.
+ * Memory ordering:
+ *   - The kernel writes the switch-out record and publishes data_head
+ *     before the worker sleeps; the server's acquire load of data_head
+ *     (perf.c) sees it. The worker stores det (release) after it was
+ *     switched in, i.e. after the switch-in record was published, so a
+ *     server that loads det (acquire) and THEN reads the ring never takes
+ *     a LIB -> USER worker for a sleep that is over: the ring's newest
+ *     record is then the switch-in (or later).
+ *   - The take-over CAS (USER/SYSCALL -> TAKING) and the worker's CASes on
+ *     det are acq_rel on one word: they are totally ordered, and whoever
+ *     comes second sees the first one's effects.
+ *   - The server makes the worker BLOCKED (CAS, acq_rel) before it stores
+ *     TAKEN_* (release); a worker that sees TAKEN_* (acquire) sees BLOCKED,
+ *     so its wake point queues it (T7) and does not take the RUNNING branch.
+ */
+#include <errno.h>
+#include <sched.h>
+
+#include "detect/detect.h"
+#include "util/util.h"
+
+/* The state change of T6 for w; false if w is LOCKED or not RUNNING. */
+static bool make_blocked(struct umcg_task *t)
+{
+	uint32_t st = umcg__load_u32(&t->state);
+	for (;;) {
+		if ((st & UMCG_TF_LOCKED) || (st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING)
+			return false;
+		uint32_t nst = (st & ~UMCG_TF_STATE_MASK) | UMCG_TASK_BLOCKED;
+		if (__atomic_compare_exchange_n(&t->state, &st, nst, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			return true;
+	}
+}
+
+bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w)
+{
+	int d = atomic_load_explicit(&w->det, memory_order_acquire);
+	int last = umcg__det_ring_last(w); /* after the det load: see above */
+	if ((d != DET_USER && d != DET_SYSCALL) || last != DET_LAST_SLEEP)
+		return false;
+	if (!atomic_compare_exchange_strong_explicit(&w->det, &d, DET_TAKING, memory_order_acq_rel,
+						     memory_order_acquire))
+		return false; /* the worker moved first: returned, or entered libumcg */
+	struct umcg_task *t = atomic_load_explicit(&w->self, memory_order_relaxed);
+	if (!t || !make_blocked(t)) {
+		atomic_store_explicit(&w->det, d, memory_order_release);
+		return false;
+	}
+	bool raw = d == DET_USER;
+	/*
+	 * A raw sleep ends with no wrapper to park the worker: open its
+	 * switch-in alarm before it may wake (it is TAKING, so it cannot
+	 * park yet). Without one (fd or memory limit), it parks at its next
+	 * wrapper or libumcg call instead.
+	 */
+	if (raw && !umcg__det_alarm_open(w))
+		atomic_fetch_add_explicit(&umcg__det_counts.no_alarm, 1, memory_order_relaxed);
+	atomic_store_explicit(&w->det, raw ? DET_TAKEN_RAW : DET_TAKEN_SYS, memory_order_release);
+	atomic_fetch_add_explicit(raw ? &umcg__det_counts.taken_raw : &umcg__det_counts.taken_sys, 1,
+				  memory_order_relaxed);
+	if (atomic_load_explicit(&server->supervise, memory_order_relaxed) == w)
+		atomic_store_explicit(&server->supervise, NULL, memory_order_relaxed);
+
+	/* T6: wake the worker's server (CAS IDLE -> RUNNING, ttwu) */
+	uint32_t stid = umcg__load_u32(&t->server_tid);
+	if (stid)
+		umcg__wake_server(stid, false);
+
+	/*
+	 * If the worker was switched in before its alarm was armed, nobody
+	 * will signal it, so we do: it is on a CPU now (docs/detection.md
+	 * has the window in which it may already sleep again).
+	 */
+	if (raw && umcg__det_ring_last(w) == DET_LAST_IN &&
+	    atomic_load_explicit(&w->det, memory_order_acquire) == DET_TAKEN_RAW) {
+		atomic_fetch_add_explicit(&umcg__det_counts.kicks, 1, memory_order_relaxed);
+		umcg__det_kick(w);
+	}
+	return true;
+}
+
+void umcg__det_supervise(struct umcg_ktask *w)
+{
+	struct umcg_task *t = atomic_load_explicit(&w->self, memory_order_relaxed);
+	if (!t || atomic_load_explicit(&w->det, memory_order_relaxed) == DET_OFF)
+		return;
+	struct umcg_ktask *sk = umcg__registry_lookup(umcg__load_u32(&t->server_tid));
+	if (!sk || atomic_load_explicit(&sk->worker, memory_order_relaxed))
+		return;
+	atomic_store_explicit(&sk->supervise, w, memory_order_release);
+	umcg__watch(sk);
+}
+
+/* ---- the worker's side ------------------------------------------------------ */
+
+/* Wait out a server's TAKING (a few instructions, unless it was preempted). */
+static int settle(struct umcg_ktask *k)
+{
+	int d;
+	for (int spins = 0;
+	     (d = atomic_load_explicit(&k->det, memory_order_acquire)) == DET_TAKING;)
+		if (++spins > 64)
+			sched_yield();
+	return d;
+}
+
+/* A server took us (TAKEN_*): we are BLOCKED; run T7 and come back RUNNING. */
+static void park_taken(struct umcg_ktask *k, int d)
+{
+	atomic_store_explicit(&k->det, DET_LIB, memory_order_relaxed);
+	if (d == DET_TAKEN_RAW)
+		umcg__det_alarm_close(k);
+	atomic_fetch_add_explicit(&umcg__det_counts.parks, 1, memory_order_relaxed);
+	umcg__wake_point(k);
+}
+
+int umcg__det_lib_enter(struct umcg_ktask *k)
+{
+	for (;;) {
+		int d = settle(k);
+		if (d == DET_OFF || d == DET_LIB)
+			return d;
+		if (d == DET_TAKEN_SYS || d == DET_TAKEN_RAW) {
+			park_taken(k, d);
+			atomic_store_explicit(&k->det, DET_USER, memory_order_release);
+			continue;
+		}
+		if (atomic_compare_exchange_weak_explicit(&k->det, &d, DET_LIB, memory_order_acq_rel,
+							  memory_order_acquire))
+			return d;
+	}
+}
+
+void umcg__det_lib_leave(struct umcg_ktask *k, int prev)
+{
+	if (prev == DET_OFF || prev == DET_LIB)
+		return;
+	/* release: the switch-in record of our last sleep is published (see top) */
+	atomic_store_explicit(&k->det, prev, memory_order_release);
+}
+
+int umcg__det_sys_enter(struct umcg_ktask *k)
+{
+	for (;;) {
+		int d = settle(k);
+		if (d == DET_OFF)
+			return DET_CALL_EAGER;
+		if (d == DET_TAKEN_SYS || d == DET_TAKEN_RAW) {
+			park_taken(k, d);
+			atomic_store_explicit(&k->det, DET_USER, memory_order_release);
+			continue;
+		}
+		if (d != DET_USER)
+			return DET_CALL_PLAIN; /* nested in a wrapper, or inside libumcg */
+		if (atomic_compare_exchange_weak_explicit(&k->det, &d, DET_SYSCALL,
+							  memory_order_acq_rel, memory_order_acquire))
+			return DET_CALL_LAZY;
+	}
+}
+
+void umcg__det_sys_leave(struct umcg_ktask *k)
+{
+	int d = DET_SYSCALL;
+	if (atomic_compare_exchange_strong_explicit(&k->det, &d, DET_USER, memory_order_acq_rel,
+						    memory_order_acquire))
+		return; /* the fast path: the call did not sleep, or nobody noticed */
+	d = settle(k);
+	park_taken(k, d); /* TAKEN_SYS: the server ran while we slept */
+	atomic_store_explicit(&k->det, DET_USER, memory_order_release);
+}
+
+void umcg__det_signal(struct umcg_ktask *k)
+{
+	if (k->nopark) {
+		/* inside a libumcg section: park when it ends (umcg__nopark_leave) */
+		atomic_store_explicit(&k->park_pending, true, memory_order_relaxed);
+		return;
+	}
+	int d = settle(k);
+	if (d != DET_TAKEN_RAW)
+		return; /* late or repeated signal: nothing to do */
+	park_taken(k, d);
+	atomic_store_explicit(&k->det, DET_USER, memory_order_release);
+}
+
+void umcg__nopark_leave_slow(struct umcg_ktask *k)
+{
+	if (atomic_exchange_explicit(&k->park_pending, false, memory_order_relaxed))
+		umcg__det_signal(k);
+}
