@@ -209,10 +209,28 @@ enum umcg_tunable {
 	 * or ignore the hint (0). See docs/design.md, "Placement".
 	 */
 	UMCG_TUNE_CURRENT_CPU_HINT = 1,
+	/*
+	 * Transparent block detection for workers registered from now on
+	 * (value 1, default unless the environment has UMCG_DETECT=0), or
+	 * explicit block points only (0). See umcg_detect_thread(3).
+	 */
+	UMCG_TUNE_DETECT = 2,
 };
 
 /* Set a process-wide tunable. 0 on success, -1/EINVAL on a bad name/value. */
 int umcg_tune(enum umcg_tunable what, long value);
+
+/*
+ * Transparent block detection of the calling worker (docs/detection.md):
+ * libumcg notices when the worker really sleeps in the kernel, in any
+ * call or page fault, reports the block to its server (T6) and parks the
+ * worker when it wakes (T7); the umcg_wrap.h wrappers then cost no switch
+ * for a call that does not sleep. on = 1 turns it on, 0 off, -1 asks.
+ * Returns 1 (on) or 0 (off), or -1 with errno: EINVAL (not a registered
+ * worker, or on not -1, 0, 1), or why it cannot be turned on (EACCES:
+ * perf_event_paranoid; EMFILE; ENOMEM / EPERM: locked-memory limit; ...).
+ */
+int umcg_detect_thread(int on);
 
 /* ---- atomic helpers for the ABI words --------------------------------- */
 

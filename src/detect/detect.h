@@ -68,8 +68,11 @@ enum {
 int umcg__detect_signal(void);
 /* Process-wide default for workers registered from now on: -1 unset, 0, 1. */
 extern _Atomic int umcg__detect_default;
-/* Open the calling worker's event (at registration). false: explicit only. */
-bool umcg__det_open(struct umcg_ktask *k);
+/*
+ * Open the calling worker's event and set det LIB. by_default: only if
+ * the process default says so. 0, or -errno (then explicit points only).
+ */
+int umcg__det_open(struct umcg_ktask *k, bool by_default);
 /* Close it (unregister, exit, umcg_detect_thread(0)). Only the owner calls. */
 void umcg__det_close(struct umcg_ktask *k);
 /*
@@ -82,8 +85,6 @@ bool umcg__det_alarm_open(struct umcg_ktask *w);
 void umcg__det_alarm_close(struct umcg_ktask *w);
 /* data_head of w's ring, not consumed: has anything been recorded? */
 uint64_t umcg__det_ring_head(struct umcg_ktask *w);
-/* Send w the detection signal (it was seen on a CPU after being taken). */
-void umcg__det_kick(struct umcg_ktask *w);
 
 /* ---- takeover.c: the server's side ----------------------------------------- */
 /*

@@ -45,14 +45,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "detect/detect.h"
 #include "util/util.h"
 
 #define RING_PAGES 1 /* data pages; plus one metadata page */
-
-
 
 static size_t page_size(void)
 {
@@ -100,23 +99,43 @@ static void warn_once(const char *what, int err)
 	if (atomic_exchange(&warned, true))
 		return;
 	char msg[256];
-	int n = snprintf(msg, sizeof msg,
-			 "libumcg: transparent block detection unavailable (%s: %s); workers "
-			 "fall back to explicit block points (umcg_wrap.h). See docs/detection.md.\n",
-			 what, strerror(err));
+	int n =
+	    snprintf(msg, sizeof msg,
+		     "libumcg: transparent block detection unavailable (%s: %s); workers "
+		     "fall back to explicit block points (umcg_wrap.h). See docs/detection.md.\n",
+		     what, strerror(err));
 	if (n > 0 && write(2, msg, (size_t)n) < 0)
 		return;
+}
+
+/*
+ * Did the signal interrupt a sleeping system call that now fails with
+ * EINTR? (x86-64: the interrupted instruction is `syscall`, rax holds the
+ * result.) Only counted, for tests and benchmarks: it means the signal
+ * came late (docs/detection.md, "The window").
+ */
+static bool interrupted_a_call(void *uc)
+{
+#if defined(__x86_64__)
+	const ucontext_t *u = uc;
+	const unsigned char *ip = (const unsigned char *)u->uc_mcontext.gregs[REG_RIP];
+	return u->uc_mcontext.gregs[REG_RAX] == -EINTR && ip[-2] == 0x0f && ip[-1] == 0x05;
+#else
+	(void)uc;
+	return false;
+#endif
 }
 
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
 	(void)si;
-	(void)uc;
 	struct umcg_ktask *k = umcg__current();
 	if (!k)
 		return;
 	int e = errno;
+	if (interrupted_a_call(uc))
+		atomic_fetch_add_explicit(&umcg__det_counts.eintr, 1, memory_order_relaxed);
 	umcg__det_signal(k);
 	errno = e;
 }
@@ -140,8 +159,9 @@ static bool install_handler(void)
 		int sig = umcg__detect_signal();
 		if (sigaction(sig, NULL, &old) == 0 && old.sa_handler != SIG_DFL &&
 		    old.sa_sigaction != on_signal) {
-			warn_once("the detection signal has a handler already; set UMCG_DETECT_SIGNAL",
-				  EBUSY);
+			warn_once(
+			    "the detection signal has a handler already; set UMCG_DETECT_SIGNAL",
+			    EBUSY);
 			st = -1;
 		} else {
 			st = sigaction(sig, &sa, NULL) == 0 ? 1 : -1;
@@ -178,8 +198,8 @@ static int open_event(struct umcg_ktask *k, uint32_t wakeup, void **ring)
 	int fd = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	void *m = mmap(NULL, page_size() * (1 + RING_PAGES), PROT_READ | PROT_WRITE, MAP_SHARED,
-		       fd, 0);
+	void *m =
+	    mmap(NULL, page_size() * (1 + RING_PAGES), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED) {
 		int e = errno;
 		close(fd);
@@ -190,22 +210,26 @@ static int open_event(struct umcg_ktask *k, uint32_t wakeup, void **ring)
 	return fd;
 }
 
-bool umcg__det_open(struct umcg_ktask *k)
+int umcg__det_open(struct umcg_ktask *k, bool by_default)
 {
-	if (!detect_default() || !install_handler())
-		return false;
+	if (by_default && !detect_default())
+		return -EPERM;
+	if (!install_handler())
+		return -EBUSY;
 	void *ring;
 	int fd = open_event(k, (uint32_t)(page_size() * RING_PAGES), &ring);
 	if (fd < 0) {
-		warn_once(ring ? "perf_event_open" : "mmap of the perf ring", -fd);
-		return false;
+		warn_once(ring ? "mmap of the perf ring (perf_event_mlock_kb, RLIMIT_MEMLOCK)"
+			       : "perf_event_open",
+			  -fd);
+		return fd;
 	}
 	k->det_ring = ring;
 	k->det_last = DET_LAST_IN; /* we are running */
 	atomic_store_explicit(&k->det_fd, fd, memory_order_relaxed);
 	/* release: a supervisor that sees det != OFF sees the ring (det_lock too) */
 	atomic_store_explicit(&k->det, DET_LIB, memory_order_release);
-	return true;
+	return 0;
 }
 
 static void lock_ring(struct umcg_ktask *w)
@@ -342,22 +366,19 @@ void umcg__det_alarm_close(struct umcg_ktask *w)
 	close(fd); /* no more signals: O_ASYNC goes with the file */
 }
 
-void umcg__det_kick(struct umcg_ktask *w)
-{
-	syscall(SYS_tgkill, getpid(), (pid_t)atomic_load_explicit(&w->tid, memory_order_relaxed),
-		umcg__detect_signal());
-}
-
 __attribute__((destructor)) static void det_report(void)
 {
 	if (!getenv("UMCG_DETECT_STATS"))
 		return;
 	fprintf(stderr,
-		"libumcg detection: taken_sys %llu taken_raw %llu parks %llu kicks %llu no_alarm %llu "
-		"watcher_sleeps %llu\n",
+		"libumcg detection: taken_sys %llu taken_raw %llu parks %llu woke_early %llu "
+		"no_alarm %llu "
+		"watcher_sleeps %llu eintr %llu\n",
 		(unsigned long long)umcg__det_counts.taken_sys,
 		(unsigned long long)umcg__det_counts.taken_raw,
-		(unsigned long long)umcg__det_counts.parks, (unsigned long long)umcg__det_counts.kicks,
+		(unsigned long long)umcg__det_counts.parks,
+		(unsigned long long)umcg__det_counts.woke_early,
 		(unsigned long long)umcg__det_counts.no_alarm,
-		(unsigned long long)umcg__det_counts.watcher_sleeps);
+		(unsigned long long)umcg__det_counts.watcher_sleeps,
+		(unsigned long long)umcg__det_counts.eintr);
 }

@@ -49,22 +49,42 @@ bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w)
 						     memory_order_acquire))
 		return false; /* the worker moved first: returned, or entered libumcg */
 	struct umcg_task *t = atomic_load_explicit(&w->self, memory_order_relaxed);
+	bool raw = d == DET_USER;
+	/*
+	 * A raw sleep ends with no wrapper to park the worker: its switch-in
+	 * alarm must be armed before the worker can be BLOCKED and wake, or it
+	 * would run user code while BLOCKED. So: arm, then look again; if it
+	 * was switched in meanwhile, the sleep is over and we do not take it
+	 * (a signal its switch-in may have raised finds det USER: ignored).
+	 * After the second look, a wake-up raises the signal, and the handler
+	 * waits for TAKING to end. Without an alarm (fd or memory limit) the
+	 * worker is not taken: the block goes unreported, as without
+	 * detection.
+	 */
+	if (raw) {
+		if (!umcg__det_alarm_open(w)) {
+			atomic_fetch_add_explicit(&umcg__det_counts.no_alarm, 1,
+						  memory_order_relaxed);
+			atomic_store_explicit(&w->det, d, memory_order_release);
+			return false;
+		}
+		if (umcg__det_ring_last(w) != DET_LAST_SLEEP) {
+			umcg__det_alarm_close(w);
+			atomic_store_explicit(&w->det, d, memory_order_release);
+			atomic_fetch_add_explicit(&umcg__det_counts.woke_early, 1,
+						  memory_order_relaxed);
+			return false;
+		}
+	}
 	if (!t || !make_blocked(t)) {
+		if (raw)
+			umcg__det_alarm_close(w);
 		atomic_store_explicit(&w->det, d, memory_order_release);
 		return false;
 	}
-	bool raw = d == DET_USER;
-	/*
-	 * A raw sleep ends with no wrapper to park the worker: open its
-	 * switch-in alarm before it may wake (it is TAKING, so it cannot
-	 * park yet). Without one (fd or memory limit), it parks at its next
-	 * wrapper or libumcg call instead.
-	 */
-	if (raw && !umcg__det_alarm_open(w))
-		atomic_fetch_add_explicit(&umcg__det_counts.no_alarm, 1, memory_order_relaxed);
 	atomic_store_explicit(&w->det, raw ? DET_TAKEN_RAW : DET_TAKEN_SYS, memory_order_release);
-	atomic_fetch_add_explicit(raw ? &umcg__det_counts.taken_raw : &umcg__det_counts.taken_sys, 1,
-				  memory_order_relaxed);
+	atomic_fetch_add_explicit(raw ? &umcg__det_counts.taken_raw : &umcg__det_counts.taken_sys,
+				  1, memory_order_relaxed);
 	if (atomic_load_explicit(&server->supervise, memory_order_relaxed) == w)
 		atomic_store_explicit(&server->supervise, NULL, memory_order_relaxed);
 
@@ -72,17 +92,6 @@ bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w)
 	uint32_t stid = umcg__load_u32(&t->server_tid);
 	if (stid)
 		umcg__wake_server(stid, false);
-
-	/*
-	 * If the worker was switched in before its alarm was armed, nobody
-	 * will signal it, so we do: it is on a CPU now (docs/detection.md
-	 * has the window in which it may already sleep again).
-	 */
-	if (raw && umcg__det_ring_last(w) == DET_LAST_IN &&
-	    atomic_load_explicit(&w->det, memory_order_acquire) == DET_TAKEN_RAW) {
-		atomic_fetch_add_explicit(&umcg__det_counts.kicks, 1, memory_order_relaxed);
-		umcg__det_kick(w);
-	}
 	return true;
 }
 
@@ -132,8 +141,8 @@ int umcg__det_lib_enter(struct umcg_ktask *k)
 			atomic_store_explicit(&k->det, DET_USER, memory_order_release);
 			continue;
 		}
-		if (atomic_compare_exchange_weak_explicit(&k->det, &d, DET_LIB, memory_order_acq_rel,
-							  memory_order_acquire))
+		if (atomic_compare_exchange_weak_explicit(
+			&k->det, &d, DET_LIB, memory_order_acq_rel, memory_order_acquire))
 			return d;
 	}
 }
@@ -159,8 +168,8 @@ int umcg__det_sys_enter(struct umcg_ktask *k)
 		}
 		if (d != DET_USER)
 			return DET_CALL_PLAIN; /* nested in a wrapper, or inside libumcg */
-		if (atomic_compare_exchange_weak_explicit(&k->det, &d, DET_SYSCALL,
-							  memory_order_acq_rel, memory_order_acquire))
+		if (atomic_compare_exchange_weak_explicit(
+			&k->det, &d, DET_SYSCALL, memory_order_acq_rel, memory_order_acquire))
 			return DET_CALL_LAZY;
 	}
 }

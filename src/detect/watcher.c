@@ -89,8 +89,9 @@ static void *watcher_main(void *arg)
 		/* nothing new for a while: sleep until bumped (or, while a worker runs, a while) */
 		uint64_t until = 0;
 		if (wk) {
-			backoff = backoff ? (backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : backoff * 2)
-					  : BACKOFF_MIN_NS;
+			backoff =
+			    backoff ? (backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : backoff * 2)
+				    : BACKOFF_MIN_NS;
 			until = umcg_now_ns() + backoff;
 		}
 		atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);

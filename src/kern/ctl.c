@@ -122,7 +122,7 @@ static int do_register(uint32_t flags, struct umcg_task *self)
 
 	if (worker) {
 		/* det LIB from here (if detected): T2's sleeps are ours */
-		bool detected = umcg__det_open(k);
+		bool detected = umcg__det_open(k, true) == 0;
 		umcg__wake_point(k); /* T2: queue, wake an idle server, wait to run */
 		if (detected)
 			umcg__det_lib_leave(k, DET_USER);
@@ -161,4 +161,28 @@ UMCG_EXPORT struct umcg_task *umcg_self(void)
 {
 	struct umcg_ktask *k = umcg__current();
 	return k ? atomic_load_explicit(&k->self, memory_order_relaxed) : NULL;
+}
+
+UMCG_EXPORT int umcg_detect_thread(int on)
+{
+	struct umcg_ktask *k = umcg__current();
+	if (!k || !k->worker || on < -1 || on > 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	bool is_on = atomic_load_explicit(&k->det, memory_order_relaxed) != DET_OFF;
+	if (on < 0 || on == is_on)
+		return is_on;
+	int prev = umcg__det_lib_enter(k); /* a pending take-over parks first */
+	if (!on) {
+		umcg__det_close(k);
+		return 0;
+	}
+	int r = umcg__det_open(k, false);
+	if (r) {
+		errno = -r;
+		return -1;
+	}
+	umcg__det_lib_leave(k, prev == DET_OFF ? DET_USER : prev);
+	return 1;
 }

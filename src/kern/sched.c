@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <sched.h>
 
+#include "detect/detect.h"
 #include "kern/kern.h"
 #include "util/util.h"
 
@@ -43,6 +44,11 @@ UMCG_EXPORT int umcg_tune(enum umcg_tunable what, long value)
 		if (value != 0 && value != 1)
 			break;
 		atomic_store_explicit(&umcg__current_cpu_hint, (int)value, memory_order_relaxed);
+		return 0;
+	case UMCG_TUNE_DETECT:
+		if (value != 0 && value != 1)
+			break;
+		atomic_store_explicit(&umcg__detect_default, (int)value, memory_order_relaxed);
 		return 0;
 	}
 	errno = EINVAL;

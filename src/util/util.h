@@ -30,13 +30,14 @@ extern __thread struct umcg__stats umcg__stats;
 /*
  * Process-wide counts of transparent detection (src/detect), for tests and
  * benchmarks: take-overs of a worker that slept inside a lazy wrapper or
- * in code no wrapper saw, parks after a take-over, signals sent by a
- * server (the worker was switched in before its alarm was armed), raw
- * take-overs without an alarm (limits), and watcher futex sleeps.
+ * in code no wrapper saw, parks after a take-over, raw sleeps that
+ * ended while the alarm was being armed (not taken), raw sleeps not taken
+ * for want of an alarm (limits), watcher futex sleeps, and detection
+ * signals that interrupted a sleeping call (it fails with EINTR).
  * Relaxed counters.
  */
 struct umcg__det_counts {
-	_Atomic uint64_t taken_sys, taken_raw, parks, kicks, no_alarm, watcher_sleeps;
+	_Atomic uint64_t taken_sys, taken_raw, parks, woke_early, no_alarm, watcher_sleeps, eintr;
 };
 extern struct umcg__det_counts umcg__det_counts;
 

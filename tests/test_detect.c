@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_detect.c - transparent block detection (docs/detection.md).
+ *
+ * Each test gives a server fewer CPUs than it has blocked workers: a
+ * worker blocks in code no wrapper sees (a raw system call, a contended
+ * pthread mutex, a condition variable, a semaphore, stdio on a FIFO) on
+ * something only a second worker can release. If the block goes unseen,
+ * the server never gets its CPU back, the second worker never runs and
+ * the test times out: it fails, it does not hang the suite.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "sched_util.h"
+#include "umcg.h"
+#include "umcg_wrap.h"
+#include "util/util.h"
+
+#define T_DETECT 30 /* seconds: an unseen block fails by timeout */
+
+static bool detection_available(void)
+{
+	/* what umcg_detect_thread() relies on, checked without registering */
+	return access("/proc/sys/kernel/perf_event_paranoid", R_OK) == 0;
+}
+
+/*
+ * One server runs the workers of g in FIFO order until n have finished:
+ * each run ends when the worker blocks, yields or finishes.
+ */
+static void serve(struct su_group *g, long n)
+{
+	struct su_server s;
+	memset(&s, 0, sizeof s);
+	su_server_register(&s, g);
+	struct su_worker *q[64];
+	int qn = 0, qi = 0;
+	uint64_t deadline = umcg_now_ns() + (uint64_t)T_DETECT * 1000000000ull;
+	while (atomic_load(&g->finished) < n) {
+		if (qi == qn) {
+			qi = 0;
+			qn = su_pop_all_fifo(g, q, 64);
+			if (!qn) {
+				if (umcg_now_ns() > deadline)
+					th_fail(__FILE__, __LINE__, "no worker queued for %d s", T_DETECT);
+				usleep(200);
+				continue;
+			}
+		}
+		su_run(&s, q[qi++]);
+	}
+	su_server_unregister(&s);
+}
+
+/* Start w and wait until it is queued (so the FIFO order is the start order). */
+static void start_in_order(struct su_worker *w, struct su_group *g, su_payload_fn fn, void *arg)
+{
+	su_worker_start(w, g, fn, arg);
+	for (int i = 0; i < 4000; i++) {
+		uint64_t head = __atomic_load_n(&g->iwl, __ATOMIC_ACQUIRE);
+		if (head == (uint64_t)(uintptr_t)&w->task.idle_workers_ptr)
+			return;
+		usleep(500);
+	}
+	th_fail(__FILE__, __LINE__, "worker %ld was not queued", w->id);
+}
+
+/* ---- a worker that blocks on what a second worker releases ------------------- */
+
+struct pair {
+	void (*block)(struct pair *p);	 /* worker A */
+	void (*release)(struct pair *p); /* worker B */
+	int fd[2];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	sem_t sem;
+	char path[64];
+	_Atomic int released;
+	_Atomic int a_done_after_b; /* A returned after B released: 1 */
+	_Atomic int a_detected;
+};
+
+static void a_payload(struct su_worker *w)
+{
+	struct pair *p = w->arg;
+	atomic_store(&p->a_detected, umcg_detect_thread(-1));
+	p->block(p);
+	atomic_store(&p->a_done_after_b, atomic_load(&p->released));
+	if (!su_check_running(w))
+		th_fail(__FILE__, __LINE__, "A runs without its server after the block");
+}
+
+static void b_payload(struct su_worker *w)
+{
+	struct pair *p = w->arg;
+	atomic_store(&p->released, 1);
+	p->release(p);
+	if (!su_check_running(w))
+		th_fail(__FILE__, __LINE__, "B runs without its server");
+}
+
+static void run_pair(struct pair *p)
+{
+	if (!detection_available())
+		return;
+	struct su_group g;
+	memset(&g, 0, sizeof g);
+	struct su_worker *a = su_worker_alloc(), *b = su_worker_alloc();
+	a->arg = b->arg = p;
+	uint64_t parks = atomic_load(&umcg__det_counts.parks);
+	a->id = 1;
+	b->id = 2;
+	start_in_order(a, &g, a_payload, p);
+	start_in_order(b, &g, b_payload, p);
+	serve(&g, 2);
+	su_worker_join(a);
+	su_worker_join(b);
+	CHECK_EQ(atomic_load(&p->a_detected), 1);
+	CHECK_EQ(atomic_load(&p->a_done_after_b), 1);
+	CHECK_EQ(atomic_load(&g.bad_state), 0);
+	CHECK_EQ(atomic_load(&g.finished), 2);
+	/* A slept, was taken and parked at least once */
+	CHECK(atomic_load(&umcg__det_counts.parks) > parks);
+	free(a);
+	free(b);
+}
+
+static void block_raw_read(struct pair *p)
+{
+	char c;
+	CHECK_EQ(syscall(SYS_read, p->fd[0], &c, 1), 1);
+}
+
+static void release_raw_write(struct pair *p)
+{
+	char c = 'x';
+	CHECK_EQ(syscall(SYS_write, p->fd[1], &c, 1), 1);
+}
+
+TEST_T(raw_read_on_empty_pipe, T_DETECT)
+{
+	struct pair p = {.block = block_raw_read, .release = release_raw_write};
+	CHECK(pipe(p.fd) == 0);
+	run_pair(&p);
+}
+
+static void block_mutex(struct pair *p)
+{
+	/* B cannot unlock a mutex it does not own: a mutex held by main */
+	CHECK(pthread_mutex_lock(&p->mu) == 0);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void release_mutex(struct pair *p)
+{
+	char c = 'x';
+	CHECK_EQ(write(p->fd[1], &c, 1), 1); /* main unlocks when B ran */
+}
+
+static void *unlock_when_told(void *arg)
+{
+	struct pair *p = arg;
+	char c;
+	if (read(p->fd[0], &c, 1) == 1)
+		pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+TEST_T(contended_pthread_mutex, T_DETECT)
+{
+	struct pair p = {.block = block_mutex, .release = release_mutex};
+	CHECK(pipe(p.fd) == 0);
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutex_init(&p.mu, &ma);
+	/* this thread owns the mutex; a helper unlocks it once B has run */
+	CHECK(pthread_mutex_lock(&p.mu) == 0);
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, unlock_when_told, &p) == 0);
+	/* PTHREAD_MUTEX_NORMAL: unlock from the helper is allowed in glibc (not error-checked) */
+	run_pair(&p);
+	pthread_join(th, NULL);
+}
+
+static void block_cond(struct pair *p)
+{
+	pthread_mutex_lock(&p->mu);
+	while (!atomic_load(&p->released))
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void release_cond(struct pair *p)
+{
+	pthread_mutex_lock(&p->mu);
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+TEST_T(pthread_cond_wait_unwrapped, T_DETECT)
+{
+	struct pair p = {.block = block_cond, .release = release_cond};
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	run_pair(&p);
+}
+
+static void block_sem(struct pair *p)
+{
+	CHECK(sem_wait(&p->sem) == 0);
+}
+
+static void release_sem(struct pair *p)
+{
+	CHECK(sem_post(&p->sem) == 0);
+}
+
+TEST_T(sem_wait_unwrapped, T_DETECT)
+{
+	struct pair p = {.block = block_sem, .release = release_sem};
+	CHECK(sem_init(&p.sem, 0, 0) == 0);
+	run_pair(&p);
+}
+
+static void block_nanosleep(struct pair *p)
+{
+	struct timespec ts = {0, 200 * 1000 * 1000};
+	/* raw: no libc wrapper; B must run (and set released) while we sleep */
+	CHECK_EQ(syscall(SYS_nanosleep, &ts, NULL), 0);
+}
+
+static void release_nothing(struct pair *p)
+{
+	(void)p;
+}
+
+TEST_T(raw_nanosleep, T_DETECT)
+{
+	struct pair p = {.block = block_nanosleep, .release = release_nothing};
+	run_pair(&p);
+}
+
+static void block_fifo(struct pair *p)
+{
+	FILE *f = fopen(p->path, "r"); /* blocks in open() until B opens the write end */
+	CHECK(f != NULL);
+	char buf[8];
+	CHECK_EQ(fread(buf, 1, 3, f), 3); /* and in read() until B wrote */
+	CHECK(memcmp(buf, "abc", 3) == 0);
+	fclose(f);
+}
+
+static void release_fifo(struct pair *p)
+{
+	int fd = open(p->path, O_WRONLY);
+	CHECK(fd >= 0);
+	CHECK_EQ(write(fd, "abc", 3), 3);
+	close(fd);
+}
+
+TEST_T(fread_on_fifo, T_DETECT)
+{
+	struct pair p = {.block = block_fifo, .release = release_fifo};
+	snprintf(p.path, sizeof p.path, "/tmp/umcg-test-fifo-%d", (int)getpid());
+	unlink(p.path);
+	CHECK(mkfifo(p.path, 0600) == 0);
+	run_pair(&p);
+	unlink(p.path);
+}
+
+/* ---- a loop of raw sleeps: every take-over parks the worker exactly once --------- */
+
+static _Atomic long unsupervised; /* iterations that found us BLOCKED in user code */
+static _Atomic long eintrs;	   /* nanosleeps interrupted by a late detection signal */
+
+static void sleep_loop(struct su_worker *w)
+{
+	for (long i = 0; i < w->count; i++) {
+		struct timespec ts = {0, 300 * 1000};
+		if (syscall(SYS_nanosleep, &ts, NULL)) {
+			CHECK_EQ(errno, EINTR); /* a late signal: counted in umcg__det_counts.eintr */
+			atomic_fetch_add(&eintrs, 1);
+		}
+		/*
+		 * The switch-in alarm's signal parks us before user code runs,
+		 * unless the kernel delivers its irq_work late (seen here: up to
+		 * a tick): then we run BLOCKED for a while and park a bit later.
+		 */
+		uint32_t st = umcg_state_load(&w->task);
+		if (st == UMCG_TASK_BLOCKED) {
+			atomic_fetch_add(&unsupervised, 1);
+			uint64_t t0 = umcg_now_ns();
+			while (umcg_state_load(&w->task) == UMCG_TASK_BLOCKED)
+				if (umcg_now_ns() - t0 > 2000000000ull)
+					th_fail(__FILE__, __LINE__, "iteration %ld: BLOCKED for 2 s", i);
+		}
+		if (!su_check_running(w))
+			th_fail(__FILE__, __LINE__, "iteration %ld: state %#x after a raw sleep", i,
+				umcg_state_load(&w->task));
+	}
+}
+
+TEST_T(raw_sleeps_always_park, 60)
+{
+	if (!detection_available())
+		return;
+	struct su_group g;
+	memset(&g, 0, sizeof g);
+	struct su_worker *w = su_worker_alloc();
+	w->count = th_scaled(2000, 100);
+	uint64_t taken0 = atomic_load(&umcg__det_counts.taken_raw);
+	uint64_t parks0 = atomic_load(&umcg__det_counts.parks);
+	su_worker_start(w, &g, sleep_loop, NULL);
+	serve(&g, 1);
+	su_worker_join(w);
+	CHECK_EQ(atomic_load(&g.bad_state), 0);
+	uint64_t taken = atomic_load(&umcg__det_counts.taken_raw) - taken0;
+	uint64_t parks = atomic_load(&umcg__det_counts.parks) - parks0;
+	CHECK_EQ(parks, taken);	       /* every take-over parked once, none twice */
+	CHECK(taken >= (uint64_t)w->count / 2); /* most 300 us sleeps are seen */
+	/* the late-signal window is the exception (docs/detection.md) */
+	CHECK(atomic_load(&unsupervised) * 10 < w->count);
+	CHECK(atomic_load(&eintrs) * 100 <= w->count);
+	CHECK(atomic_load(&eintrs) <= (long)atomic_load(&umcg__det_counts.eintr));
+	printf("    %ld sleeps, %llu taken, %ld parked late, %ld EINTR\n", w->count,
+	       (unsigned long long)taken, atomic_load(&unsupervised), atomic_load(&eintrs));
+	free(w);
+}
