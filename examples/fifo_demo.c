@@ -98,7 +98,7 @@ static int nr_workers = 64;	  /* -w */
 static long nr_ops = 200;	  /* -n */
 static long compute_us = 50;	  /* -c */
 static long sleep_us = 300;	  /* -u */
-static bool pin_servers;	  /* -p */
+static int pin_servers = -1;	  /* -p 1, -U 0, default: 1 iff servers <= CPUs */
 static bool use_wrappers;	  /* -W */
 static bool no_cpu_hint;	  /* -H */
 static long idle_timeout_ms;	  /* -T, 0: idle waits without timeout */
@@ -163,6 +163,7 @@ struct worker {
 	_Atomic int finished;
 	_Atomic long ops; /* completed operations (read by the watchdog) */
 	bool detected;	  /* libumcg sees it sleep in any call (umcg_detect_thread) */
+	long interrupted; /* plain sleeps interrupted by a late detection signal */
 	long errors;
 	pthread_t thread;
 } __attribute__((aligned(64)));
@@ -484,6 +485,26 @@ static void check_running(struct worker *w, const char *what)
 	}
 }
 
+/*
+ * usleep() without a wrapper. A detection signal that comes late (in
+ * some VMs the kernel's irq_work is delivered up to a tick late,
+ * docs/detection.md) can interrupt the sleep: count it and sleep on to
+ * the same deadline.
+ */
+static int plain_sleep(struct worker *w, long us)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += us * 1000;
+	until.tv_sec += until.tv_nsec / 1000000000;
+	until.tv_nsec %= 1000000000;
+	int r;
+	while ((r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL)) == EINTR)
+		w->interrupted++;
+	errno = r;
+	return r ? -1 : 0;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -513,7 +534,7 @@ static void *worker_main(void *arg)
 		 * wrappers bracket them instead (a block is then reported only
 		 * if the call really slept, or on every call without detection).
 		 */
-		if ((wrap ? umcg_usleep((unsigned int)sleep_us) : usleep((unsigned int)sleep_us)))
+		if (wrap ? umcg_usleep((unsigned int)sleep_us) : plain_sleep(w, sleep_us))
 			fail("worker %d: usleep: %s", w->idx, strerror(errno));
 		check_running(w, "usleep");
 
@@ -570,7 +591,9 @@ static void usage(const char *argv0)
 		"  -n K  operations per worker (default 200)\n"
 		"  -c U  computation per operation, microseconds (default 50)\n"
 		"  -u U  umcg_usleep() per operation, microseconds (default 300)\n"
-		"  -p    pin server i to CPU i (mod the number of CPUs)\n"
+		"  -p    pin server i to CPU i (mod the number of CPUs); the default when\n"
+		"        there are no more servers than CPUs\n"
+		"  -U    do not pin servers\n"
 		"  -W    workers call the umcg_wrap.h wrappers, not plain libc calls\n"
 		"  -H    no current-CPU placement hint (umcg_tune(UMCG_TUNE_CURRENT_CPU_HINT, 0))\n"
 		"  -T MS idle waits time out after MS milliseconds (default: no timeout)\n"
@@ -654,7 +677,7 @@ int main(int argc, char **argv)
 	nr_servers = nr_cpus;
 
 	int opt;
-	while ((opt = getopt(argc, argv, "i:s:w:n:c:u:pWHT:t:h")) != -1) {
+	while ((opt = getopt(argc, argv, "i:s:w:n:c:u:pUWHT:t:h")) != -1) {
 		switch (opt) {
 		case 'i':
 			if (umcg_idle_design_parse(optarg, &idle_design))
@@ -679,7 +702,10 @@ int main(int argc, char **argv)
 			use_wrappers = true;
 			break;
 		case 'p':
-			pin_servers = true;
+			pin_servers = 1;
+			break;
+		case 'U':
+			pin_servers = 0;
 			break;
 		case 'H':
 			no_cpu_hint = true;
@@ -696,6 +722,8 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage(argv[0]);
+	if (pin_servers < 0) /* one server per CPU: pin them (the fast placement) */
+		pin_servers = nr_servers <= nr_cpus;
 	if (no_cpu_hint && umcg_tune(UMCG_TUNE_CURRENT_CPU_HINT, 0))
 		fatal("umcg_tune: %s", strerror(errno));
 	if (umcg_idle_group_init(&grp, idle_design))
@@ -716,10 +744,11 @@ int main(int argc, char **argv)
 	if (idle_timeout_ms)
 		snprintf(idle_tmo, sizeof idle_tmo, "%ld ms", idle_timeout_ms);
 	printf("fifo_demo: %d servers, %d workers x %ld ops "
-	       "(compute %ld us, umcg_usleep %ld us, pipe write+read)\n"
+	       "(compute %ld us, usleep %ld us, pipe write+read; %s)\n"
 	       "           %d CPUs, servers %s, current-CPU hint %s\n"
 	       "           idle design %s, idle-wait timeout %s\n",
-	       nr_servers, nr_workers, nr_ops, compute_us, sleep_us, nr_cpus,
+	       nr_servers, nr_workers, nr_ops, compute_us, sleep_us,
+	       use_wrappers ? "umcg_wrap.h wrappers" : "plain libc calls", nr_cpus,
 	       pin_servers ? "pinned one per CPU" : "not pinned", no_cpu_hint ? "off" : "on",
 	       umcg_idle_design_name(idle_design), idle_tmo);
 	fflush(stdout);
@@ -772,7 +801,7 @@ int main(int argc, char **argv)
 
 	/* ---- totals and exact checks ---- */
 	long ops = 0, blocks = 0, runs = 0, taken = 0, sleeps = 0, timeouts = 0, kicks = 0;
-	long shutdown_wakes = 0, finishes = 0, errors = 0;
+	long shutdown_wakes = 0, finishes = 0, errors = 0, interrupted = 0;
 	int finished = 0, detected = 0;
 	for (int i = 0; i < nr_workers; i++) {
 		struct worker *w = &workers[i];
@@ -781,6 +810,7 @@ int main(int argc, char **argv)
 			fail("worker %d did %ld ops, not %ld", i, o, nr_ops);
 		ops += o;
 		detected += w->detected;
+		interrupted += w->interrupted;
 		errors += w->errors;
 		finished += atomic_load(&w->finished);
 	}
@@ -858,6 +888,9 @@ int main(int argc, char **argv)
 	printf("  blocks              %ld worker RUNNING -> BLOCKED (%s)\n", blocks,
 	       detected ? "seen by libumcg: the worker slept"
 			: "at a wrapper: no transparent detection");
+	if (interrupted)
+		printf("  interrupted sleeps  %ld (EINTR from a late detection signal, resumed)\n",
+		       interrupted);
 	printf("  wakes               %ld workers taken from the idle-workers list\n"
 	       "                      (= blocks + %ld registrations)\n",
 	       taken, M);

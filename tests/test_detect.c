@@ -53,7 +53,8 @@ static void serve(struct su_group *g, long n)
 			qn = su_pop_all_fifo(g, q, 64);
 			if (!qn) {
 				if (umcg_now_ns() > deadline)
-					th_fail(__FILE__, __LINE__, "no worker queued for %d s", T_DETECT);
+					th_fail(__FILE__, __LINE__, "no worker queued for %d s",
+						T_DETECT);
 				usleep(200);
 				continue;
 			}
@@ -282,14 +283,15 @@ TEST_T(fread_on_fifo, T_DETECT)
 /* ---- a loop of raw sleeps: every take-over parks the worker exactly once --------- */
 
 static _Atomic long unsupervised; /* iterations that found us BLOCKED in user code */
-static _Atomic long eintrs;	   /* nanosleeps interrupted by a late detection signal */
+static _Atomic long eintrs;	  /* nanosleeps interrupted by a late detection signal */
 
 static void sleep_loop(struct su_worker *w)
 {
 	for (long i = 0; i < w->count; i++) {
 		struct timespec ts = {0, 300 * 1000};
 		if (syscall(SYS_nanosleep, &ts, NULL)) {
-			CHECK_EQ(errno, EINTR); /* a late signal: counted in umcg__det_counts.eintr */
+			CHECK_EQ(errno,
+				 EINTR); /* a late signal: counted in umcg__det_counts.eintr */
 			atomic_fetch_add(&eintrs, 1);
 		}
 		/*
@@ -303,7 +305,8 @@ static void sleep_loop(struct su_worker *w)
 			uint64_t t0 = umcg_now_ns();
 			while (umcg_state_load(&w->task) == UMCG_TASK_BLOCKED)
 				if (umcg_now_ns() - t0 > 2000000000ull)
-					th_fail(__FILE__, __LINE__, "iteration %ld: BLOCKED for 2 s", i);
+					th_fail(__FILE__, __LINE__,
+						"iteration %ld: BLOCKED for 2 s", i);
 		}
 		if (!su_check_running(w))
 			th_fail(__FILE__, __LINE__, "iteration %ld: state %#x after a raw sleep", i,
@@ -327,7 +330,7 @@ TEST_T(raw_sleeps_always_park, 60)
 	CHECK_EQ(atomic_load(&g.bad_state), 0);
 	uint64_t taken = atomic_load(&umcg__det_counts.taken_raw) - taken0;
 	uint64_t parks = atomic_load(&umcg__det_counts.parks) - parks0;
-	CHECK_EQ(parks, taken);	       /* every take-over parked once, none twice */
+	CHECK_EQ(parks, taken);			/* every take-over parked once, none twice */
 	CHECK(taken >= (uint64_t)w->count / 2); /* most 300 us sleeps are seen */
 	/* the late-signal window is the exception (docs/detection.md) */
 	CHECK(atomic_load(&unsupervised) * 10 < w->count);
@@ -336,4 +339,307 @@ TEST_T(raw_sleeps_always_park, 60)
 	printf("    %ld sleeps, %llu taken, %ld parked late, %ld EINTR\n", w->count,
 	       (unsigned long long)taken, atomic_load(&unsupervised), atomic_load(&eintrs));
 	free(w);
+}
+
+/* ---- lazy wrappers ----------------------------------------------------------------- */
+
+static void read_with_data(struct su_worker *w)
+{
+	int *fd = w->arg;
+	for (long i = 0; i < w->count; i++) {
+		char c;
+		CHECK_EQ(umcg_read(fd[0], &c, 1), 1);
+		CHECK(su_check_running(w));
+	}
+}
+
+TEST_T(wrapped_call_that_does_not_sleep_costs_no_switch, T_DETECT)
+{
+	if (!detection_available())
+		return;
+	int fd[2];
+	CHECK(pipe(fd) == 0);
+	struct su_group g;
+	memset(&g, 0, sizeof g);
+	struct su_worker *w = su_worker_alloc();
+	w->count = 10000;
+	char buf[10000];
+	memset(buf, 'x', sizeof buf);
+	CHECK_EQ(write(fd[1], buf, sizeof buf), (long)sizeof buf);
+	w->arg = fd;
+	uint64_t sys0 = atomic_load(&umcg__det_counts.taken_sys);
+	su_worker_start(w, &g, read_with_data, fd);
+	serve(&g, 1);
+	su_worker_join(w);
+	/* one run from registration to exit: no call reported a block */
+	CHECK_EQ(atomic_load(&g.runs), 1);
+	CHECK_EQ(atomic_load(&umcg__det_counts.taken_sys), sys0);
+	CHECK_EQ(atomic_load(&g.bad_state), 0);
+	free(w);
+}
+
+static void block_wrapped_read(struct pair *p)
+{
+	char c;
+	uint64_t sys0 = atomic_load(&umcg__det_counts.taken_sys);
+	CHECK_EQ(umcg_read(p->fd[0], &c, 1), 1);
+	/* the wrapper parked us on return: the server had taken us */
+	CHECK(atomic_load(&umcg__det_counts.taken_sys) > sys0);
+}
+
+static void release_wrapped_write(struct pair *p)
+{
+	char c = 'x';
+	CHECK_EQ(umcg_write(p->fd[1], &c, 1), 1);
+}
+
+TEST_T(wrapped_call_that_sleeps_is_reported, T_DETECT)
+{
+	struct pair p = {.block = block_wrapped_read, .release = release_wrapped_write};
+	CHECK(pipe(p.fd) == 0);
+	run_pair(&p);
+}
+
+/* ---- LOCKED workers are ignored ------------------------------------------------------ */
+
+static _Atomic int b_ran;
+
+static void locked_sleeper(struct su_worker *w)
+{
+	uint32_t st = umcg_state_load(&w->task);
+	umcg_state_store(&w->task, st | UMCG_TF_LOCKED);
+	struct timespec ts = {0, 100 * 1000 * 1000};
+	CHECK_EQ(syscall(SYS_nanosleep, &ts, NULL), 0);
+	/* the block was not reported: our server did not run B meanwhile */
+	CHECK_EQ(atomic_load(&b_ran), 0);
+	CHECK_EQ(umcg_state_load(&w->task), UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
+	umcg_state_store(&w->task, UMCG_TASK_RUNNING);
+}
+
+static void mark_ran(struct su_worker *w)
+{
+	(void)w;
+	atomic_store(&b_ran, 1);
+}
+
+TEST_T(locked_worker_is_not_taken, T_DETECT)
+{
+	if (!detection_available())
+		return;
+	struct su_group g;
+	memset(&g, 0, sizeof g);
+	struct su_worker *a = su_worker_alloc(), *b = su_worker_alloc();
+	start_in_order(a, &g, locked_sleeper, NULL);
+	start_in_order(b, &g, mark_ran, NULL);
+	serve(&g, 2);
+	su_worker_join(a);
+	su_worker_join(b);
+	CHECK_EQ(atomic_load(&b_ran), 1);
+	CHECK_EQ(atomic_load(&g.bad_state), 0);
+	free(a);
+	free(b);
+}
+
+/* ---- the switches: umcg_detect_thread(), UMCG_TUNE_DETECT ---------------------------- */
+
+static void toggle(struct su_worker *w)
+{
+	CHECK_EQ(umcg_detect_thread(-1), 1);
+	CHECK_ERR(umcg_detect_thread(2), EINVAL);
+	CHECK_ERR(umcg_detect_thread(-2), EINVAL);
+	CHECK_EQ(umcg_detect_thread(0), 0);
+	CHECK_EQ(umcg_detect_thread(-1), 0);
+	CHECK_EQ(umcg_detect_thread(0), 0);
+	/* off: a wrapper is an explicit block point again (one block, one park) */
+	long runs = atomic_load(&w->g->runs);
+	char c = 0;
+	int *fd = w->arg;
+	CHECK_EQ(umcg_write(fd[1], &c, 1), 1);
+	CHECK_EQ(atomic_load(&w->g->runs), runs + 1);
+	CHECK(su_check_running(w));
+	CHECK_EQ(umcg_detect_thread(1), 1);
+	CHECK_EQ(umcg_detect_thread(-1), 1);
+	runs = atomic_load(&w->g->runs);
+	CHECK_EQ(umcg_write(fd[1], &c, 1), 1); /* lazy again: no switch */
+	CHECK_EQ(atomic_load(&w->g->runs), runs);
+	CHECK(su_check_running(w));
+}
+
+TEST_T(detect_thread_on_off, T_DETECT)
+{
+	CHECK_ERR(umcg_detect_thread(-1), EINVAL); /* not registered */
+	if (!detection_available())
+		return;
+	int fd[2];
+	CHECK(pipe(fd) == 0);
+	struct su_group g;
+	memset(&g, 0, sizeof g);
+	struct su_worker *w = su_worker_alloc();
+	su_worker_start(w, &g, toggle, fd);
+	serve(&g, 1);
+	su_worker_join(w);
+	CHECK_EQ(atomic_load(&g.bad_state), 0);
+	free(w);
+}
+
+static void expect_off(struct su_worker *w)
+{
+	CHECK_EQ(umcg_detect_thread(-1), 0);
+	CHECK(su_check_running(w));
+}
+
+TEST_T(tune_detect_off_falls_back_to_explicit_points, T_DETECT)
+{
+	CHECK_ERR(umcg_tune(UMCG_TUNE_DETECT, 2), EINVAL);
+	CHECK(umcg_tune(UMCG_TUNE_DETECT, 0) == 0);
+	struct su_group g;
+	memset(&g, 0, sizeof g);
+	struct su_worker *w = su_worker_alloc();
+	su_worker_start(w, &g, expect_off, NULL);
+	serve(&g, 1);
+	su_worker_join(w);
+	CHECK_EQ(atomic_load(&g.bad_state), 0);
+	CHECK(umcg_tune(UMCG_TUNE_DETECT, 1) == 0);
+	free(w);
+}
+
+/* ---- stress: several servers, mixed raw and wrapped blocking, exact counts ------------- */
+
+enum { ST_SERVERS = 4, ST_MAX_WORKERS = 256 };
+
+static pthread_mutex_t st_mu = PTHREAD_MUTEX_INITIALIZER; /* contended by workers */
+static pthread_mutex_t st_q_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct su_worker *st_q[ST_MAX_WORKERS];
+static int st_qn, st_qi;
+static _Atomic long st_ops, st_late, st_eintr;
+static long st_shared; /* under st_mu */
+
+/* The worker may still be BLOCKED after a raw sleep (late alarm): wait for its park. */
+static void settle_after_raw(struct su_worker *w)
+{
+	if (umcg_state_load(&w->task) != UMCG_TASK_BLOCKED)
+		return;
+	atomic_fetch_add(&st_late, 1);
+	uint64_t t0 = umcg_now_ns();
+	while (umcg_state_load(&w->task) == UMCG_TASK_BLOCKED)
+		if (umcg_now_ns() - t0 > 2000000000ull)
+			th_fail(__FILE__, __LINE__, "worker %ld BLOCKED for 2 s", w->id);
+}
+
+static void mixed_ops(struct su_worker *w)
+{
+	int fd[2];
+	CHECK(pipe(fd) == 0);
+	for (long i = 0; i < w->count; i++) {
+		char c = 'x';
+		struct timespec ts = {0, 50 * 1000};
+		switch ((i + w->id) % 5) {
+		case 0: /* raw sleep */
+			if (syscall(SYS_nanosleep, &ts, NULL)) {
+				CHECK_EQ(errno, EINTR);
+				atomic_fetch_add(&st_eintr, 1);
+			}
+			break;
+		case 1: /* wrapped sleep */
+			CHECK_EQ(umcg_nanosleep(&ts, NULL), 0);
+			break;
+		case 2: /* raw pipe round trip (does not sleep) */
+			CHECK_EQ(syscall(SYS_write, fd[1], &c, 1), 1);
+			CHECK_EQ(syscall(SYS_read, fd[0], &c, 1), 1);
+			break;
+		case 3: /* wrapped pipe round trip */
+			CHECK_EQ(umcg_write(fd[1], &c, 1), 1);
+			CHECK_EQ(umcg_read(fd[0], &c, 1), 1);
+			break;
+		case 4: /* contended mutex, held across a raw sleep */
+			pthread_mutex_lock(&st_mu);
+			st_shared++;
+			if (i % 20 == 4)
+				syscall(SYS_nanosleep, &ts, NULL);
+			pthread_mutex_unlock(&st_mu);
+			break;
+		}
+		settle_after_raw(w);
+		if (!su_check_running(w))
+			th_fail(__FILE__, __LINE__, "worker %ld op %ld: state %#x", w->id, i,
+				umcg_state_load(&w->task));
+		atomic_fetch_add(&st_ops, 1);
+	}
+	close(fd[0]);
+	close(fd[1]);
+}
+
+struct st_server_arg {
+	struct su_group *g;
+	long n;
+};
+
+static struct su_worker *st_next(struct su_group *g)
+{
+	pthread_mutex_lock(&st_q_mu);
+	if (st_qi == st_qn) {
+		st_qi = 0;
+		st_qn = su_pop_all_fifo(g, st_q, ST_MAX_WORKERS);
+	}
+	struct su_worker *w = st_qi < st_qn ? st_q[st_qi++] : NULL;
+	pthread_mutex_unlock(&st_q_mu);
+	return w;
+}
+
+static void *st_server(void *arg)
+{
+	struct st_server_arg *a = arg;
+	struct su_server *s = aligned_alloc(64, sizeof *s);
+	memset(s, 0, sizeof *s);
+	su_server_register(s, a->g);
+	while (atomic_load(&a->g->finished) < a->n) {
+		struct su_worker *w = st_next(a->g);
+		if (w)
+			su_run(s, w);
+		else
+			usleep(50);
+	}
+	su_server_unregister(s);
+	free(s);
+	return NULL;
+}
+
+TEST_T(stress_mixed_raw_and_wrapped, 240)
+{
+	struct su_group g;
+	memset(&g, 0, sizeof g);
+	long nw = th_scaled(128, 16), ops = th_scaled(200, 20);
+	struct su_worker *w[ST_MAX_WORKERS];
+	for (long i = 0; i < nw; i++) {
+		w[i] = su_worker_alloc();
+		w[i]->id = i;
+		w[i]->count = ops;
+		su_worker_start(w[i], &g, mixed_ops, NULL);
+	}
+	struct st_server_arg a = {&g, nw};
+	pthread_t th[ST_SERVERS];
+	for (int i = 0; i < ST_SERVERS; i++)
+		CHECK(pthread_create(&th[i], NULL, st_server, &a) == 0);
+	for (int i = 0; i < ST_SERVERS; i++)
+		pthread_join(th[i], NULL);
+	for (long i = 0; i < nw; i++) {
+		su_worker_join(w[i]);
+		free(w[i]);
+	}
+	CHECK_EQ(atomic_load(&st_ops), nw * ops);
+	CHECK_EQ(atomic_load(&g.finished), nw);
+	CHECK_EQ(atomic_load(&g.bad_state), 0);
+	long mutex_ops = 0;
+	for (long i = 0; i < nw; i++)
+		for (long j = 0; j < ops; j++)
+			mutex_ops += (j + i) % 5 == 4;
+	CHECK_EQ(st_shared, mutex_ops);
+	CHECK_EQ(atomic_load(&umcg__det_counts.parks),
+		 atomic_load(&umcg__det_counts.taken_raw) +
+		     atomic_load(&umcg__det_counts.taken_sys));
+	CHECK(atomic_load(&st_eintr) * 100 <= nw * ops);
+	printf("    %ld ops; taken raw %llu wrapped %llu; late %ld; EINTR %ld\n", nw * ops,
+	       (unsigned long long)umcg__det_counts.taken_raw,
+	       (unsigned long long)umcg__det_counts.taken_sys, atomic_load(&st_late),
+	       atomic_load(&st_eintr));
 }

@@ -22,6 +22,16 @@
 #include "umcg_lists.h"
 #include "umcg_wrap.h"
 
+/*
+ * These tests count one switch per wrapped call: the explicit block and
+ * wake points. Transparent detection reports only calls that really sleep
+ * (tests/test_detect.c has its own stress test), so it is off here.
+ */
+__attribute__((constructor)) static void explicit_points_only(void)
+{
+	umcg_tune(UMCG_TUNE_DETECT, 0);
+}
+
 #define MAX_SERVERS 8
 
 static struct su_group g;

@@ -80,9 +80,12 @@ void umcg__det_close(struct umcg_ktask *k);
  * remembered across calls. Ring overflow falls back to /proc.
  */
 int umcg__det_ring_last(struct umcg_ktask *w);
-/* Open / close the switch-in alarm of a TAKEN_RAW worker (perf.c). */
-bool umcg__det_alarm_open(struct umcg_ktask *w);
-void umcg__det_alarm_close(struct umcg_ktask *w);
+/*
+ * Arm (enable; opened on first use and kept) / disarm the switch-in alarm
+ * of a worker being taken while it sleeps in code no wrapper saw.
+ */
+bool umcg__det_alarm_arm(struct umcg_ktask *w);
+void umcg__det_alarm_disarm(struct umcg_ktask *w);
 /* data_head of w's ring, not consumed: has anything been recorded? */
 uint64_t umcg__det_ring_head(struct umcg_ktask *w);
 

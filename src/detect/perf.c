@@ -24,15 +24,21 @@
  * thread's state in /proc/self/task/TID/stat (S or D: asleep).
  *
  * The switch-in alarm: for a worker taken while it slept in code no
- * wrapper saw (TAKEN_RAW), the server opens a second event on it, with a
- * wake-up on every record, O_ASYNC, owner = the worker thread
- * (F_SETOWN_EX, F_OWNER_TID) and F_SETSIG = the detection signal. The
- * kernel then signals the worker from the irq_work that follows its next
- * record, which is its own switch-in: the signal is raised on the
- * worker's CPU while it runs in the kernel, and the handler parks it
- * before any user code runs. The alarm is opened only after the
- * switch-out was seen (a signal raised by a switch-out would interrupt
- * the sleep: EINTR) and closed by the worker when it parks.
+ * wrapper saw (TAKEN_RAW), a second event on it, with a wake-up on every
+ * record, O_ASYNC, owner = the worker thread (F_SETOWN_EX, F_OWNER_TID)
+ * and F_SETSIG = the detection signal. The kernel then signals the worker
+ * from the irq_work that follows its next record, which is its own
+ * switch-in: the signal is raised on the worker's CPU while it runs in
+ * the kernel, and the handler parks it before any user code runs. The
+ * alarm is opened at the worker's first raw take-over and kept, disabled
+ * (no records, no signals) except between the take-over and the park:
+ * enabled only after the switch-out was seen (a signal raised by a
+ * switch-out would interrupt the sleep: EINTR), disabled by the worker
+ * when it parks. Enabling costs one ioctl; opening it costs ~30 us.
+ * In these VMs the irq_work is now and then delivered late (up to a
+ * tick): the worker then runs user code BLOCKED until the signal comes,
+ * and if it sleeps again meanwhile, that call fails with EINTR
+ * (docs/detection.md, "The window"; counted in umcg__det_counts.eintr).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
@@ -261,12 +268,19 @@ void umcg__det_close(struct umcg_ktask *k)
 		return;
 	lock_ring(k);
 	atomic_store_explicit(&k->det, DET_OFF, memory_order_relaxed);
-	void *ring = k->det_ring;
+	void *ring = k->det_ring, *alarm_ring = k->alarm_ring;
+	int alarm_fd = k->alarm_fd;
 	k->det_ring = NULL;
+	k->alarm_ring = NULL;
+	k->alarm_fd = -1;
 	atomic_store_explicit(&k->det_fd, -1, memory_order_relaxed);
 	unlock_ring(k);
 	munmap(ring, page_size() * (1 + RING_PAGES));
 	close(fd);
+	if (alarm_fd >= 0) {
+		munmap(alarm_ring, page_size() * (1 + RING_PAGES));
+		close(alarm_fd); /* no more signals: O_ASYNC goes with the file */
+	}
 }
 
 /* ---- reading the ring ------------------------------------------------------- */
@@ -329,41 +343,54 @@ int umcg__det_ring_last(struct umcg_ktask *w)
 	return last;
 }
 
-bool umcg__det_alarm_open(struct umcg_ktask *w)
+bool umcg__det_alarm_arm(struct umcg_ktask *w)
 {
-	void *ring;
-	int fd = open_event(w, 1, &ring);
-	if (fd < 0)
-		return false;
-	pid_t tid = (pid_t)atomic_load_explicit(&w->tid, memory_order_relaxed);
-	struct f_owner_ex own = {.type = F_OWNER_TID, .pid = tid};
-	if (fcntl(fd, F_SETOWN_EX, &own) || fcntl(fd, F_SETSIG, umcg__detect_signal()) ||
-	    fcntl(fd, F_SETFL, O_ASYNC)) {
-		munmap(ring, page_size() * (1 + RING_PAGES));
-		close(fd);
-		return false;
+	bool ok = false;
+	lock_ring(w); /* against the owner's umcg__det_close() */
+	if (!w->det_ring)
+		goto out;
+	if (w->alarm_fd < 0) {
+		/* first raw take-over of this worker: open it once, keep it (disabled) */
+		void *ring;
+		int fd = open_event(w, 1, &ring);
+		if (fd < 0)
+			goto out;
+		pid_t tid = (pid_t)atomic_load_explicit(&w->tid, memory_order_relaxed);
+		struct f_owner_ex own = {.type = F_OWNER_TID, .pid = tid};
+		if (ioctl(fd, PERF_EVENT_IOC_DISABLE, 0) || fcntl(fd, F_SETOWN_EX, &own) ||
+		    fcntl(fd, F_SETSIG, umcg__detect_signal()) || fcntl(fd, F_SETFL, O_ASYNC)) {
+			munmap(ring, page_size() * (1 + RING_PAGES));
+			close(fd);
+			goto out;
+		}
+		w->alarm_ring = ring;
+		w->alarm_fd = fd;
 	}
-	w->alarm_ring = ring;
-	/* release: the worker that sees TAKEN_RAW (acquire) sees alarm_fd */
-	__atomic_store_n(&w->alarm_fd, fd, __ATOMIC_RELEASE);
+	ok = ioctl(w->alarm_fd, PERF_EVENT_IOC_ENABLE, 0) == 0;
+out:
+	unlock_ring(w);
 	/*
-	 * Full fence: the kernel's store of the fasync entry (in our
-	 * fcntl) comes before our next load of the detection ring's
-	 * data_head, pairing with the kernel's record write -> irq_work ->
-	 * fasync lookup on the worker's CPU: either that lookup sees the
-	 * entry (a signal is sent) or our re-check sees the record.
+	 * Full fence: the kernel's stores that enable the event (in our
+	 * ioctl) come before our next load of the detection ring's data_head,
+	 * pairing with the kernel's record write -> irq_work -> signal on the
+	 * worker's CPU: either the switch-in record goes to the enabled alarm
+	 * (a signal is raised) or our re-check sees it in the detection ring.
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
-	return true;
+	return ok;
 }
 
-void umcg__det_alarm_close(struct umcg_ktask *w)
+void umcg__det_alarm_disarm(struct umcg_ktask *w)
 {
-	int fd = __atomic_exchange_n(&w->alarm_fd, -1, __ATOMIC_ACQ_REL);
-	if (fd < 0)
-		return;
-	munmap(w->alarm_ring, page_size() * (1 + RING_PAGES));
-	close(fd); /* no more signals: O_ASYNC goes with the file */
+	lock_ring(w);
+	if (w->alarm_fd >= 0) {
+		ioctl(w->alarm_fd, PERF_EVENT_IOC_DISABLE, 0);
+		/* drop its records, so that the next arming has room to write one */
+		struct perf_event_mmap_page *mp = w->alarm_ring;
+		__atomic_store_n(&mp->data_tail, __atomic_load_n(&mp->data_head, __ATOMIC_ACQUIRE),
+				 __ATOMIC_RELEASE);
+	}
+	unlock_ring(w);
 }
 
 __attribute__((destructor)) static void det_report(void)

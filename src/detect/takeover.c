@@ -62,14 +62,14 @@ bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w)
 	 * detection.
 	 */
 	if (raw) {
-		if (!umcg__det_alarm_open(w)) {
+		if (!umcg__det_alarm_arm(w)) {
 			atomic_fetch_add_explicit(&umcg__det_counts.no_alarm, 1,
 						  memory_order_relaxed);
 			atomic_store_explicit(&w->det, d, memory_order_release);
 			return false;
 		}
 		if (umcg__det_ring_last(w) != DET_LAST_SLEEP) {
-			umcg__det_alarm_close(w);
+			umcg__det_alarm_disarm(w);
 			atomic_store_explicit(&w->det, d, memory_order_release);
 			atomic_fetch_add_explicit(&umcg__det_counts.woke_early, 1,
 						  memory_order_relaxed);
@@ -78,7 +78,7 @@ bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w)
 	}
 	if (!t || !make_blocked(t)) {
 		if (raw)
-			umcg__det_alarm_close(w);
+			umcg__det_alarm_disarm(w);
 		atomic_store_explicit(&w->det, d, memory_order_release);
 		return false;
 	}
@@ -125,7 +125,7 @@ static void park_taken(struct umcg_ktask *k, int d)
 {
 	atomic_store_explicit(&k->det, DET_LIB, memory_order_relaxed);
 	if (d == DET_TAKEN_RAW)
-		umcg__det_alarm_close(k);
+		umcg__det_alarm_disarm(k);
 	atomic_fetch_add_explicit(&umcg__det_counts.parks, 1, memory_order_relaxed);
 	umcg__wake_point(k);
 }
