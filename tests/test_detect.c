@@ -158,7 +158,7 @@ TEST_T(raw_read_on_empty_pipe, T_DETECT)
 
 static void block_mutex(struct pair *p)
 {
-	/* B cannot unlock a mutex it does not own: a mutex held by main */
+	/* B cannot unlock a mutex it does not own: a helper thread holds it */
 	CHECK(pthread_mutex_lock(&p->mu) == 0);
 	pthread_mutex_unlock(&p->mu);
 }
@@ -166,13 +166,16 @@ static void block_mutex(struct pair *p)
 static void release_mutex(struct pair *p)
 {
 	char c = 'x';
-	CHECK_EQ(write(p->fd[1], &c, 1), 1); /* main unlocks when B ran */
+	CHECK_EQ(write(p->fd[1], &c, 1), 1); /* the owner unlocks when B ran */
 }
 
-static void *unlock_when_told(void *arg)
+/* The mutex's owner: locks it, says so, unlocks it once B has run. */
+static void *mutex_owner(void *arg)
 {
 	struct pair *p = arg;
 	char c;
+	pthread_mutex_lock(&p->mu);
+	sem_post(&p->sem);
 	if (read(p->fd[0], &c, 1) == 1)
 		pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -182,14 +185,11 @@ TEST_T(contended_pthread_mutex, T_DETECT)
 {
 	struct pair p = {.block = block_mutex, .release = release_mutex};
 	CHECK(pipe(p.fd) == 0);
-	pthread_mutexattr_t ma;
-	pthread_mutexattr_init(&ma);
-	pthread_mutex_init(&p.mu, &ma);
-	/* this thread owns the mutex; a helper unlocks it once B has run */
-	CHECK(pthread_mutex_lock(&p.mu) == 0);
+	CHECK(sem_init(&p.sem, 0, 0) == 0);
+	pthread_mutex_init(&p.mu, NULL);
 	pthread_t th;
-	CHECK(pthread_create(&th, NULL, unlock_when_told, &p) == 0);
-	/* PTHREAD_MUTEX_NORMAL: unlock from the helper is allowed in glibc (not error-checked) */
+	CHECK(pthread_create(&th, NULL, mutex_owner, &p) == 0);
+	CHECK(sem_wait(&p.sem) == 0); /* A will find the mutex taken */
 	run_pair(&p);
 	pthread_join(th, NULL);
 }

@@ -62,10 +62,7 @@
 
 static size_t page_size(void)
 {
-	static size_t pg;
-	if (!pg)
-		pg = (size_t)sysconf(_SC_PAGESIZE);
-	return pg;
+	return (size_t)sysconf(_SC_PAGESIZE); /* from the auxiliary vector: no system call */
 }
 
 /* ---- process-wide switches ------------------------------------------------ */
@@ -183,6 +180,18 @@ static bool install_handler(void)
 
 /* ---- open / close ----------------------------------------------------------- */
 
+static void lock_ring(struct umcg_ktask *w)
+{
+	for (int spins = 0; atomic_exchange_explicit(&w->det_lock, 1, memory_order_acquire);)
+		if (++spins > 64)
+			sched_yield();
+}
+
+static void unlock_ring(struct umcg_ktask *w)
+{
+	atomic_store_explicit(&w->det_lock, 0, memory_order_release);
+}
+
 /*
  * The switch-record event on k's thread with its ring; a wake-up every
  * `wakeup` bytes. The fd, or -errno (*ring NULL: perf_event_open failed,
@@ -231,24 +240,14 @@ int umcg__det_open(struct umcg_ktask *k, bool by_default)
 			  -fd);
 		return fd;
 	}
+	lock_ring(k); /* the watchers read det_ring under it */
 	k->det_ring = ring;
 	k->det_last = DET_LAST_IN; /* we are running */
 	atomic_store_explicit(&k->det_fd, fd, memory_order_relaxed);
+	unlock_ring(k);
 	/* release: a supervisor that sees det != OFF sees the ring (det_lock too) */
 	atomic_store_explicit(&k->det, DET_LIB, memory_order_release);
 	return 0;
-}
-
-static void lock_ring(struct umcg_ktask *w)
-{
-	for (int spins = 0; atomic_exchange_explicit(&w->det_lock, 1, memory_order_acquire);)
-		if (++spins > 64)
-			sched_yield();
-}
-
-static void unlock_ring(struct umcg_ktask *w)
-{
-	atomic_store_explicit(&w->det_lock, 0, memory_order_release);
 }
 
 /* Newest data_head of w's ring without consuming (the watcher's cheap check). */
