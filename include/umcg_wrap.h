@@ -3,16 +3,20 @@
  * umcg_wrap.h - blocking calls bracketed by the UMCG block and wake points.
  *
  * Each umcg_X() behaves exactly like the libc call X() (same arguments,
- * return value and errno) and, when the caller is a RUNNING worker, does
- * umcg_block_point() before and umcg_wake_point() after it: the worker's
- * server runs while the call blocks, and on return the worker is queued as
- * idle and waits for a server to run it again. On a non-worker thread the
- * wrappers cost one TLS load and branch.
+ * return value and errno). On a worker with transparent block detection
+ * (the default, umcg_detect_thread(3)) the wrapper is lazy: it marks the
+ * worker "in a call", makes the call, and takes the mark back with one
+ * atomic instruction; only if the worker really slept (its server then
+ * got its CPU back) does it park on return, queued as idle until a server
+ * runs it again. A call that does not sleep costs no switch, and the
+ * wrapper never lets a detection signal interrupt the call. On a worker
+ * without detection, the wrapper is an explicit block point:
+ * umcg_block_point() before and umcg_wake_point() after every call. On a
+ * non-worker thread the wrappers cost one TLS load and branch.
  *
- * This is the "explicit" block-detection backend (the way Go brackets
- * syscalls). Blocking that happens outside these wrappers (raw syscalls,
- * page faults, locks inside other libraries) is not seen; a transparent
- * backend comes later (docs/design.md, "Detection backends").
+ * With detection, blocking outside the wrappers (raw syscalls, page
+ * faults, locks inside other libraries) is seen too; the wrappers remain
+ * the fast and exact path (docs/detection.md).
  */
 #ifndef UMCG_WRAP_H
 #define UMCG_WRAP_H

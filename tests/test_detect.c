@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -642,4 +643,64 @@ TEST_T(stress_mixed_raw_and_wrapped, 240)
 	       (unsigned long long)umcg__det_counts.taken_raw,
 	       (unsigned long long)umcg__det_counts.taken_sys, atomic_load(&st_late),
 	       atomic_load(&st_eintr));
+}
+
+/* ---- unavailable: said once on stderr, explicit points instead ------------------------ */
+
+static void expect_fallback(struct su_worker *w)
+{
+	CHECK_EQ(umcg_detect_thread(-1), 0);
+	errno = 0;
+	CHECK_EQ(umcg_detect_thread(1), -1); /* the reason, not a silent no */
+	CHECK_EQ(errno, EMFILE);
+	/* the wrappers are explicit block points: one block, one park per call */
+	long runs = atomic_load(&w->g->runs);
+	char c = 0;
+	int *fd = w->arg;
+	CHECK_EQ(umcg_write(fd[1], &c, 1), 1);
+	CHECK(atomic_load(&w->g->runs) > runs); /* (the other worker may have run too) */
+	CHECK(su_check_running(w));
+}
+
+TEST_T(unavailable_says_so_once_and_falls_back, T_DETECT)
+{
+	int fd[2], err[2];
+	CHECK(pipe(fd) == 0);
+	CHECK(pipe(err) == 0);
+	CHECK(fcntl(err[0], F_SETFL, O_NONBLOCK) == 0);
+	int saved = dup(2);
+	CHECK(saved >= 0);
+	if (!getenv("DBG"))
+		CHECK(dup2(err[1], 2) == 2);
+	/* no fd left for the perf events: perf_event_open fails with EMFILE */
+	int next = dup(0);
+	CHECK(next >= 0);
+	close(next);
+	struct rlimit rl;
+	CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	struct rlimit low = {(rlim_t)next, rl.rlim_max};
+	CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+	struct su_group g;
+	memset(&g, 0, sizeof g);
+	struct su_worker *w[2];
+	for (int i = 0; i < 2; i++) {
+		w[i] = su_worker_alloc();
+		su_worker_start(w[i], &g, expect_fallback, fd);
+	}
+	serve(&g, 2);
+	for (int i = 0; i < 2; i++) {
+		su_worker_join(w[i]);
+		free(w[i]);
+	}
+	CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+	dup2(saved, 2);
+	close(saved);
+	char buf[4096];
+	ssize_t n = read(err[0], buf, sizeof buf - 1);
+	CHECK(n > 0);
+	buf[n] = 0;
+	const char *first = strstr(buf, "transparent block detection unavailable");
+	CHECK(first != NULL);
+	CHECK(strstr(first + 1, "transparent block detection unavailable") == NULL); /* once */
+	CHECK_EQ(atomic_load(&g.bad_state), 0);
 }

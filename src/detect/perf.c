@@ -232,6 +232,11 @@ int umcg__det_open(struct umcg_ktask *k, bool by_default)
 		return -EPERM;
 	if (!install_handler())
 		return -EBUSY;
+	/* the switch-in alarm's signal must reach this thread */
+	sigset_t sig;
+	sigemptyset(&sig);
+	sigaddset(&sig, umcg__detect_signal());
+	pthread_sigmask(SIG_UNBLOCK, &sig, NULL);
 	void *ring;
 	int fd = open_event(k, (uint32_t)(page_size() * RING_PAGES), &ring);
 	if (fd < 0) {
