@@ -37,6 +37,8 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(O)/tests/%)
 TEST_LIB := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 BENCH_SRC := $(sort $(filter-out bench/bench_common.c,$(wildcard bench/*.c)))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
+PEER_SRC := $(sort $(wildcard bench/peers/*.c))
+PEER_BIN := $(PEER_SRC:bench/peers/%.c=$(O)/bench/%)
 EX_SRC := $(sort $(wildcard examples/*.c))
 EX_BIN := $(EX_SRC:examples/%.c=$(O)/examples/%)
 
@@ -49,7 +51,7 @@ all: lib examples tests bench-bin
 
 lib: $(O)/libumcg.a $(O)/libumcg.so
 tests: $(TEST_BIN)
-bench-bin: $(BENCH_BIN)
+bench-bin: $(BENCH_BIN) $(PEER_BIN)
 examples: $(EX_BIN)
 
 $(O)/%.o: %.c $(HDRS)
@@ -74,6 +76,11 @@ $(O)/tests/%: tests/%.c $(TEST_LIB) tests/*.h $(O)/libumcg.a $(HDRS)
 $(O)/bench/%: bench/%.c bench/bench_common.c bench/*.h $(O)/libumcg.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Ibench $< bench/bench_common.c $(O)/libumcg.a $(ALL_LDFLAGS) -lm -o $@
+
+# peers of the benchmarks: plain C, no libumcg
+$(O)/bench/%: bench/peers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< $(ALL_LDFLAGS) -o $@
 
 $(O)/examples/%: examples/%.c $(O)/libumcg.a $(HDRS)
 	@mkdir -p $(dir $@)

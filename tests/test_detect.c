@@ -704,3 +704,75 @@ TEST_T(unavailable_says_so_once_and_falls_back, T_DETECT)
 	CHECK(strstr(first + 1, "transparent block detection unavailable") == NULL); /* once */
 	CHECK_EQ(atomic_load(&g.bad_state), 0);
 }
+
+/* ---- a page fault on an evicted file mapping ---------------------------------------- */
+
+static _Atomic int pf_a_done;
+static _Atomic long pf_b_ran; /* B's iterations while A was still faulting */
+static const char *pf_map;
+static size_t pf_len;
+
+static void fault_pages(struct su_worker *w)
+{
+	long sum = 0;
+	for (size_t o = 0; o < pf_len; o += 4096)
+		sum += pf_map[o]; /* each a major fault: the kernel reads the page, we sleep */
+	CHECK_EQ(sum, (long)(pf_len / 4096) * 7);
+	atomic_store(&pf_a_done, 1);
+	settle_after_raw(w);
+	CHECK(su_check_running(w));
+}
+
+static void run_while_a_faults(struct su_worker *w)
+{
+	while (!atomic_load(&pf_a_done)) {
+		atomic_fetch_add(&pf_b_ran, 1);
+		struct timespec ts = {0, 100 * 1000};
+		syscall(SYS_nanosleep, &ts, NULL); /* a raw sleep: lets the server run A again */
+		settle_after_raw(w);
+	}
+}
+
+TEST_T(page_faults_on_an_evicted_mapping, 120)
+{
+	if (!detection_available())
+		return;
+	char path[64];
+	snprintf(path, sizeof path, "/var/tmp/umcg-test-pf-%d", (int)getpid());
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0);
+	unlink(path);
+	pf_len = 4 << 20;
+	char *buf = malloc(1 << 20);
+	memset(buf, 7, 1 << 20);
+	for (size_t i = 0; i < pf_len; i += 1 << 20)
+		CHECK_EQ(write(fd, buf, 1 << 20), 1 << 20);
+	free(buf);
+	CHECK(fsync(fd) == 0);
+	/* evict it from the page cache: every first touch now waits for the disk */
+	CHECK(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0);
+	void *m = mmap(NULL, pf_len, PROT_READ, MAP_SHARED, fd, 0);
+	CHECK(m != MAP_FAILED);
+	CHECK(madvise(m, pf_len, MADV_RANDOM) == 0); /* no read-ahead: one fault per page */
+	pf_map = m;
+	struct su_group g;
+	memset(&g, 0, sizeof g);
+	struct su_worker *a = su_worker_alloc(), *b = su_worker_alloc();
+	uint64_t raw0 = atomic_load(&umcg__det_counts.taken_raw);
+	start_in_order(a, &g, fault_pages, NULL);
+	start_in_order(b, &g, run_while_a_faults, NULL);
+	serve(&g, 2);
+	su_worker_join(a);
+	su_worker_join(b);
+	munmap(m, pf_len);
+	close(fd);
+	/* the faults were seen: B got the CPU while A waited for the disk */
+	CHECK(atomic_load(&umcg__det_counts.taken_raw) > raw0);
+	CHECK(atomic_load(&pf_b_ran) > 0);
+	CHECK_EQ(atomic_load(&g.bad_state), 0);
+	printf("    %zu pages; B ran %ld times while A faulted; %llu raw take-overs\n",
+	       pf_len / 4096, atomic_load(&pf_b_ran),
+	       (unsigned long long)(atomic_load(&umcg__det_counts.taken_raw) - raw0));
+	free(a);
+	free(b);
+}
