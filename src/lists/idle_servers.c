@@ -118,6 +118,39 @@ void umcg__gp_synchronize(void)
 	pthread_mutex_unlock(&gp_lock);
 }
 
+/*
+ * fork (registry.c runs these from its pthread_atfork handlers): the
+ * child has one thread, so no read section, GC or grace period of the
+ * parent's other threads will ever end in it. prepare takes both locks (in
+ * the documented order) so that the child's copy of them and of the
+ * protected state is consistent and the parent's handlers can release
+ * them; the child releases the locks and forgets every reader count
+ * it inherited (a parent thread inside a read section at fork time would
+ * otherwise make the child's first grace period wait forever).
+ */
+void umcg__isl_fork_prepare(void)
+{
+	pthread_mutex_lock(&gc_lock);
+	pthread_mutex_lock(&gp_lock);
+}
+
+void umcg__isl_fork_parent(void)
+{
+	pthread_mutex_unlock(&gp_lock);
+	pthread_mutex_unlock(&gc_lock);
+}
+
+void umcg__isl_fork_child(void)
+{
+	/* held by the forking thread, our only thread: unlock (ThreadSanitizer
+	 * follows an unlock; it reports a re-initialised held mutex) */
+	pthread_mutex_unlock(&gp_lock);
+	pthread_mutex_unlock(&gc_lock);
+	atomic_store_explicit(&gp_readers[0], 0, memory_order_relaxed);
+	atomic_store_explicit(&gp_readers[1], 0, memory_order_relaxed);
+	atomic_store_explicit(&gp_epoch, 0, memory_order_relaxed);
+}
+
 static inline uint64_t *word(uint64_t node)
 {
 	return (uint64_t *)(uintptr_t)node;
