@@ -9,6 +9,8 @@
  *   2. A worker's deadline racing a direct wake-up (T4: CAS IDLE ->
  *      RUNNING, ttwu) gives exactly one of "woken" (0, not queued) and
  *      "timed out and queued" (ETIMEDOUT, the waker's CAS fails).
+ *      Also: a wrapped call in a signal handler that runs while a worker
+ *      sleeps in umcg_wait() does not queue the worker (review item).
  *   3. fork children of a busy scheduler (from a worker, a server, a plain
  *      thread) register anew and run a scheduler of their own to the end
  *      with exact counts; a hung child is killed by its watchdog (alarm)
@@ -183,6 +185,64 @@ TEST_T(eintr_after_t5_worker_deadline, 30)
 TEST_T(eintr_after_t5_worker_restart_deadline, 30)
 {
 	worker_t5(true, true);
+}
+
+/*
+ * Review item (hooks.c, re-park after a handler): a wrapped (blocking) call
+ * in a signal handler that runs while a worker sleeps in umcg_wait() must
+ * not queue the worker: it is parked with its server, which may run it
+ * directly. Before the fix the handler's wake point queued it and parked
+ * it inside the handler until somebody popped it.
+ */
+static _Atomic int handler_done;
+
+static void on_sigusr2_wrapped_call(int sig)
+{
+	(void)sig;
+	CHECK_EQ(umcg_usleep(0), 0); /* block point + wake point: a nested pair */
+	atomic_fetch_add(&handler_done, 1);
+}
+
+static void payload_park_eintr(struct su_worker *w)
+{
+	errno = 0;
+	int r = su_yield(w, 0);
+	int e = errno;
+	w_errno = e;
+	/* EINTR (v0.3): runs without a server; wait again, as documented */
+	while (r == -1 && e == EINTR) {
+		r = umcg_wait(0, 0);
+		e = errno;
+	}
+	w_ret = r;
+}
+
+TEST_T(handler_wrapped_call_in_umcg_wait, 30)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigusr2_wrapped_call;
+	sigemptyset(&sa.sa_mask);
+	CHECK_EQ(sigaction(SIGUSR2, &sa, NULL), 0);
+	su_server_register(&wsrv, &wg);
+	su_worker_start(&ww, &wg, payload_park_eintr, NULL);
+	struct su_worker *w = su_poll_one(&wg, 5000);
+	CHECK(w == &ww);
+	CHECK_EQ(su_run(&wsrv, w), UMCG_TASK_IDLE); /* parked */
+	wait_sleeping((long)su_worker_tid(w));
+	CHECK_EQ(pthread_kill(w->thread, SIGUSR2), 0);
+	for (int i = 0; i < 2000 && !atomic_load(&handler_done); i++)
+		su_msleep(1);
+	CHECK_EQ(atomic_load(&handler_done), 1); /* the handler was not parked */
+	CHECK(umcg_idle_workers_empty(&wg.iwl)); /* nor the worker queued */
+	CHECK_EQ(umcg_state_load(&w->task), UMCG_TASK_IDLE);
+	/* still ours: run it directly; it finishes under us */
+	CHECK_EQ(su_run(&wsrv, w), UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
+	su_worker_join(w);
+	CHECK_EQ(w_ret, 0);
+	CHECK(atomic_load(&w->done) == &wsrv);
+	CHECK(umcg_idle_workers_empty(&wg.iwl));
+	su_server_unregister(&wsrv);
 }
 
 /* ---- 2. a worker's deadline against a direct wake-up --------------------- */

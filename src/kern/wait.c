@@ -94,14 +94,11 @@ static bool worker_timeout_claim(struct umcg_task *t)
 
 /*
  * The claimed worker is treated as woken (v0.4+): queue it, wake an idle
- * server, sleep (not interruptibly) until a server runs it; as the wake
- * point does, with hook_depth >= 1 so a handler's block/wake points nest.
+ * server, sleep (not interruptibly) until a server runs it, as the wake
+ * point does.
  */
 static void worker_timeout_queue(struct umcg_ktask *k, struct umcg_task *t)
 {
-	int depth = atomic_load(&k->hook_depth);
-	if (!depth)
-		atomic_store(&k->hook_depth, 1);
 	uint64_t head = umcg__load_u64(&t->idle_workers_ptr);
 	if (!head)
 		umcg__die("worker has no idle_workers_ptr");
@@ -110,7 +107,38 @@ static void worker_timeout_queue(struct umcg_ktask *k, struct umcg_task *t)
 	umcg__idle_loop(k, 0, false);
 	/* a server that CASed only the state byte kept our flag: drop it */
 	__atomic_fetch_and(&t->state, ~UMCG_TF_TIMEDOUT, __ATOMIC_ACQ_REL);
+}
+
+/*
+ * A worker's sleep. A worker sleeping in umcg_wait() is parked, i.e.
+ * accounted for, like one at a wake point: hook_depth is >= 1 while it
+ * sleeps (and, after its deadline, while it claims itself, is queued and
+ * waits to be run), so the block and wake points of a wrapped call in a
+ * signal handler that runs meanwhile are a nested pair and do nothing.
+ * Otherwise that handler's wake point would queue the worker on its
+ * idle-workers list while it is parked with its server (on the list and
+ * directly wakeable at once: the double booking of issue 6 again), or push
+ * it a second time between our claim and our push. hook_depth is only
+ * touched by the task and its handlers (see kern.h).
+ */
+static int worker_sleep(struct umcg_ktask *k, struct umcg_task *t, uint64_t abs_timeout)
+{
+	int depth = atomic_load(&k->hook_depth);
+	if (!depth)
+		atomic_store(&k->hook_depth, 1);
+	clear_locked(t);
+	int r = umcg__idle_loop(k, abs_timeout, true);
+	if (r == -ETIMEDOUT) {
+		/* v0.4+: a worker's timeout is a wake-up event, once claimed */
+		if (worker_timeout_claim(t))
+			worker_timeout_queue(k, t);
+		else
+			r = 0; /* a wake-up won the race */
+	}
 	atomic_store(&k->hook_depth, depth);
+	if (r != -EINTR)
+		umcg__wake_point(k); /* T9: RUNNING without a server gets queued */
+	return r;
 }
 
 static int do_wait(uint32_t flags, uint64_t abs_timeout)
@@ -143,21 +171,10 @@ static int do_wait(uint32_t flags, uint64_t abs_timeout)
 		umcg__ttwu(nk, true);
 	}
 	if (k->worker)
-		clear_locked(t);
+		return worker_sleep(k, t, abs_timeout);
 	int r = umcg__idle_loop(k, abs_timeout, true);
-	if (r == -ETIMEDOUT) {
-		if (!k->worker)
-			return server_timeout_restore(t) ? -ETIMEDOUT : 0;
-		/* v0.4+: a worker's timeout is a wake-up event, once claimed */
-		if (worker_timeout_claim(t)) {
-			worker_timeout_queue(k, t);
-			umcg__wake_point(k); /* T9: RUNNING without a server */
-			return -ETIMEDOUT;
-		}
-		r = 0; /* woken: as below */
-	}
-	if (r == 0 && k->worker)
-		umcg__wake_point(k); /* T9: RUNNING without a server gets queued */
+	if (r == -ETIMEDOUT && !server_timeout_restore(t))
+		r = 0; /* a wake-up won the race */
 	return r;
 }
 
