@@ -16,6 +16,7 @@
  *      with exact counts; a hung child is killed by its watchdog (alarm)
  *      and fails the test.
  */
+#include <execinfo.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -33,11 +34,11 @@
 
 #define MS 1000000ull
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define UNDER_SANITIZER 1
 #elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define UNDER_SANITIZER 1
 #endif
 #endif
 
@@ -366,6 +367,7 @@ struct mini {
 	struct mini_sarg sargs[MINI_NS];
 };
 
+static _Atomic int child_phase; /* where a fork child is (its watchdog reports it) */
 static long forks_wanted;
 static _Atomic long forks_done;
 static pid_t fork_pids[256];
@@ -465,9 +467,11 @@ static void mini_finish(struct mini *m)
 	atomic_store(&m->workers_stop, 1);
 	for (int i = 0; i < m->nw; i++)
 		su_worker_join(&m->workers[i]);
+	atomic_store(&child_phase, 4);
 	atomic_store(&m->g.stop, 1);
 	for (int i = 0; i < MINI_NS; i++)
 		CHECK_EQ(pthread_join(m->sth[i], NULL), 0);
+	atomic_store(&child_phase, 5);
 	CHECK_EQ(m->g.registered, m->nw);
 	CHECK_EQ(m->g.finished, m->nw);
 	CHECK_EQ(m->g.bad_state, 0);
@@ -523,26 +527,69 @@ static void child_single_thread(void)
 }
 
 /*
- * The child: the part above, then (except under ThreadSanitizer) a
- * scheduler of its own: a new group, 2 servers, 3 workers x 30 blocking
- * operations, every 5th a park with a deadline; exact counts. The alarm is
- * the watchdog: a hang kills the child with SIGALRM, which the parent
- * reports. ThreadSanitizer does not support threads in the child of a
- * multi-threaded fork (die_after_fork; with it off, new threads that get
- * a parent thread's cached stack abort with "dup thread with used id").
+ * The child: the part above, then (except under a sanitizer) a scheduler
+ * of its own: a new group, 2 servers, 3 workers x 30 blocking operations,
+ * every 5th a park with a deadline; exact counts. The alarm is the
+ * watchdog: a hang kills the child with SIGALRM, which the parent reports
+ * (with the child's phase and backtrace on stderr).
+ * Sanitizer runtimes (GCC 12's) do not support threads or the allocator in
+ * the child of a multi-threaded fork: ThreadSanitizer's die_after_fork,
+ * and with it off "dup thread with used id"; AddressSanitizer's allocator
+ * locks are not taken around fork, so a child whose parent was inside
+ * malloc/free blocks in it (seen: new threads stuck in
+ * SizeClassAllocator64::GetFromAllocator). Under them the child runs the
+ * single-threaded, allocation-free part only.
  */
+static struct mini *child_mini;
+
+/* The watchdog fired: say where the child is, then die of SIGALRM. */
+static void on_child_watchdog(int sig)
+{
+	char buf[512];
+	int n = snprintf(buf, sizeof buf, "    child %d hung in phase %d", (int)getpid(),
+			 atomic_load(&child_phase));
+	struct mini *m = child_mini;
+	if (m) {
+		n += snprintf(buf + n, sizeof buf - (size_t)n,
+			      ": ops %ld, registered %ld, finished %ld, runs %ld, iwl %s, isl %s, "
+			      "servers",
+			      (long)m->ops_done, (long)m->g.registered, (long)m->g.finished,
+			      (long)m->g.runs, m->g.iwl ? "queued" : "empty",
+			      m->g.isl ? "set" : "0");
+		for (int i = 0; i < MINI_NS; i++)
+			n += snprintf(buf + n, sizeof buf - (size_t)n, " %#x",
+				      umcg_state_load(&m->servers[i].task));
+		n += snprintf(buf + n, sizeof buf - (size_t)n, ", workers");
+		for (int i = 0; i < m->nw; i++)
+			n += snprintf(buf + n, sizeof buf - (size_t)n, " %#x/%ld",
+				      umcg_state_load(&m->workers[i].task), m->workers[i].count);
+	}
+	buf[n++] = '\n';
+	ssize_t w = write(2, buf, (size_t)n);
+	(void)w;
+	void *bt[32];
+	backtrace_symbols_fd(bt, backtrace(bt, 32), 2);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static void run_child(void)
 {
+	signal(SIGALRM, on_child_watchdog);
 	alarm(CHILD_WATCHDOG_S);
+	atomic_store(&child_phase, 1);
 	atomic_store(&umcg__test_wake_delay_us, 0);
 	child_single_thread();
-#ifndef UNDER_TSAN
+#ifndef UNDER_SANITIZER
 	struct mini *m = mini_alloc();
 	m->nw = 3;
 	m->ops = 30;
 	m->yield_every = 5;
 	m->forker = FROM_NONE;
+	child_mini = m;
+	atomic_store(&child_phase, 2);
 	mini_start(m);
+	atomic_store(&child_phase, 3);
 	mini_finish(m);
 #endif
 	_exit(0);
@@ -611,4 +658,29 @@ TEST_T(fork_from_server, 240)
 TEST_T(fork_from_plain_thread, 240)
 {
 	fork_test(FROM_THREAD);
+}
+
+/* ---- GC without malloc for the usual few, with it beyond ----------------- */
+
+static void count_unlinked(struct umcg_task *server, void *arg)
+{
+	(void)server;
+	(*(long *)arg)++;
+}
+
+TEST(gc_unlinks_more_than_the_stack_array)
+{
+	static struct umcg_task s[40];
+	static uint64_t head;
+	for (int n = 1; n <= 40; n += 13) { /* 1, 14, 27, 40: both paths */
+		head = 0;
+		for (int i = 0; i < n; i++)
+			umcg_idle_servers_push(&head, &s[i]);
+		for (int i = 0; i < n; i++)
+			CHECK(umcg_idle_servers_remove(&s[i]));
+		long seen = 0;
+		CHECK_EQ(umcg_idle_servers_gc(&head, count_unlinked, &seen), n);
+		CHECK_EQ(seen, n);
+		CHECK_EQ(head, 0);
+	}
 }

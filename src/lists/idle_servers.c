@@ -62,6 +62,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "kern/kern.h"
@@ -256,8 +257,14 @@ UMCG_EXPORT size_t umcg_idle_servers_gc(uint64_t *head,
 					void (*unlinked)(struct umcg_task *server, void *arg),
 					void *arg)
 {
-	size_t n = 0, cap = 0;
-	struct umcg_task **gone = NULL;
+	/*
+	 * The unlinked nodes, for the callback: on the stack for the usual few
+	 * (no malloc on a server's idle path, and none in a fork child whose
+	 * allocator a sanitizer runtime left locked), on the heap beyond.
+	 */
+	struct umcg_task *local[16];
+	size_t n = 0, cap = sizeof local / sizeof local[0];
+	struct umcg_task **gone = local;
 	pthread_mutex_lock(&gc_lock);
 restart:;
 	uint64_t *prev = head; /* the word that points to node */
@@ -277,10 +284,13 @@ restart:;
 						 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			goto restart;
 		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct umcg_task **g = realloc(gone, cap * sizeof *g);
+			cap *= 2;
+			struct umcg_task **g =
+			    realloc(gone == local ? NULL : gone, cap * sizeof *g);
 			if (!g)
 				abort();
+			if (gone == local)
+				memcpy(g, local, sizeof local);
 			gone = g;
 		}
 		gone[n++] = UMCG_ISL_TASK(node);
@@ -292,6 +302,7 @@ restart:;
 	if (unlinked)
 		for (size_t i = 0; i < n; i++)
 			unlinked(gone[i], arg);
-	free(gone);
+	if (gone != local)
+		free(gone);
 	return n;
 }
