@@ -48,7 +48,16 @@ extern "C" {
 
 #define UMCG_TF_STATE_MASK 0xffu
 /* Locked by user space: block and wake detection ignore the worker. */
-#define UMCG_TF_LOCKED	  (1u << 8)
+#define UMCG_TF_LOCKED (1u << 8)
+/*
+ * Extension (timeouts are not in v0.3): set by libumcg on a worker whose
+ * umcg_wait() deadline passed, from the moment it claims itself (CAS
+ * IDLE -> IDLE|TIMEDOUT) until a server runs it. The worker is then on
+ * (or on its way to) its idle-workers list and belongs to whoever pops
+ * it: a direct wake-up that CASes the exact IDLE word fails. See
+ * umcg_wait(3), "Timeouts".
+ */
+#define UMCG_TF_TIMEDOUT  (1u << 10)
 #define UMCG_TF_USER_MASK 0xff000000u
 
 /* ---- umcg_ctl() flags ------------------------------------------------- */

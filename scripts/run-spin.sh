@@ -53,6 +53,7 @@ B='assertion violated linked\[node\]'		# (b) popped an unlinked node
 LOST='invalid end state'			# ttwu: sleeper blocked forever
 IDLE='assertion violated \(\(queued==0\)'	# tid word: worker queued, server asleep
 LATE='assertion violated \(per\[t\]==tp\)'	# tid word: a wake lands in a later IDLE period
+ONE='assertion violated one_outcome'		# worker timeout: woken and/or queued, not exactly one
 
 # model | spin -D flags | expected ("pass" or "cex:PATTERN") | what it shows
 CONFIGS=(
@@ -76,6 +77,12 @@ CONFIGS=(
 "ttwu|-DORDER=1 -DWEAK=0|pass|check sleeping before wake_seq++, SC: still correct"
 "ttwu|-DORDER=1 -DWEAK=1|cex:$LOST|check sleeping before wake_seq++, delayed state store"
 "ttwu|-DORDER=2 -DWEAK=0|cex:$LOST|check sleeping before the state store, SC"
+# a worker's deadline against a direct wake-up (issue 6)
+"worker_timeout|-DPROTO=2|pass|as implemented: claim IDLE -> IDLE|TIMEDOUT, kept until run"
+"worker_timeout|-DPROTO=0|cex:$ONE|the old code: ETIMEDOUT after a direct wake, or woken and queued"
+"worker_timeout|-DPROTO=1|cex:$ONE|a transient claim (RUNNING, then IDLE on the list): a later waker wins"
+"worker_timeout|-DPROTO=2 -DCLEAR_ON_POP=1|cex:$ONE|mutation: flag cleared at the pop, before the run"
+"worker_timeout|-DPROTO=2 -DBYTE_CAS=1|cex:$ONE|a waker that compares only the state byte (documented: don't)"
 # the v0.4 tid word
 "tid_word|-DCHAIN=0|cex:$IDLE|one tid word, no chaining: PeterZ's lost second server"
 "tid_word|-DCHAIN=1|cex:$IDLE|chain only if more work remains"

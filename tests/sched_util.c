@@ -286,7 +286,10 @@ uint32_t su_run_until(struct su_server *s, struct su_worker *w, uint64_t abs_tim
 	 * once must find us IDLE, or its wake-up of us would be lost.
 	 */
 	umcg_state_store(&s->task, UMCG_TASK_IDLE);
-	uint32_t exp = UMCG_TASK_IDLE;
+	/* a worker popped after its deadline passed carries UMCG_TF_TIMEDOUT: ours to run */
+	uint32_t exp = umcg_state_load(&w->task);
+	if (exp != (UMCG_TASK_IDLE | UMCG_TF_TIMEDOUT))
+		exp = UMCG_TASK_IDLE;
 	if (!umcg_state_cas(&w->task, &exp, UMCG_TASK_RUNNING))
 		th_fail(__FILE__, __LINE__, "su_run: worker %ld state %#x, not IDLE", w->id, exp);
 	s->task.next_tid = wtid;

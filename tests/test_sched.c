@@ -590,7 +590,8 @@ TEST_T(worker_wait_timeout_queues_worker, 20)
 	CHECK_EQ(su_server_idle(&srv, umcg_now_ns() + 5000000000ull), SU_IDLE_POPPED);
 	w = su_poll_one(&g, 0);
 	CHECK(w == &w0);
-	CHECK_EQ(umcg_state_load(&w->task), UMCG_TASK_IDLE);
+	/* claimed by its timeout: a direct wake-up (CAS from IDLE) would fail */
+	CHECK_EQ(umcg_state_load(&w->task), UMCG_TASK_IDLE | UMCG_TF_TIMEDOUT);
 	CHECK_EQ(checkpoint, 1);
 	CHECK_EQ(timeout_ret, 99); /* umcg_wait has not returned yet */
 	CHECK_EQ(su_run(&srv, w), DONE_STATE);

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "kern/kern.h"
+#include "lists/lists.h"
 #include "util/util.h"
 
 #define DIR_BITS   10
@@ -141,32 +142,55 @@ struct umcg_ktask *umcg__registry_lookup(uint32_t tid)
 }
 
 /*
- * fork(): the child has one thread and is not a UMCG task (T12). Forget
- * every registration the parent had; the pool lock is held across fork so
- * the child's copy is consistent.
+ * fork() (T12): the child has one thread and is not a UMCG task; it may
+ * register anew (umcg(7) says what else it may do). Every piece of
+ * process-wide library state is either reset here or valid as copied:
+ *   - registry slots: cleared (no parent task exists in the child); the
+ *     chunks stay allocated. The parent's ktasks are leaked (bounded).
+ *   - ktask pool (pool_lock): held across fork, so the free list is
+ *     consistent; released in the child.
+ *   - grace periods (idle_servers.c: epoch, reader counts, gp_lock, GC
+ *     lock): the locks held across fork and released in the child, the
+ *     counts reset.
+ *   - the forking thread's TLS: current task, tid cache; a thread we had
+ *     pinned for the placement hint gets its registration-time affinity
+ *     back (the child is not a worker any more).
+ *   - exit_key (ctl.c): its value in the child names a ktask that is no
+ *     longer current, which on_thread_exit() ignores.
+ *   - umcg__current_cpu_hint, the nr_cpu_ids cache: process settings, kept.
+ * Lock order of the prepare handler: gc_lock, gp_lock (as in GC), then
+ * pool_lock (never held with another lock).
  */
 static void atfork_prepare(void)
 {
+	umcg__isl_fork_prepare();
 	pthread_mutex_lock(&pool_lock);
 }
 
 static void atfork_parent(void)
 {
 	pthread_mutex_unlock(&pool_lock);
+	umcg__isl_fork_parent();
 }
 
 static void atfork_child(void)
 {
-	pthread_mutex_unlock(&pool_lock); /* the forking thread holds it */
+	pthread_mutex_unlock(&pool_lock); /* held by the forking thread, now our only one */
+	umcg__isl_fork_child();
 	for (unsigned i = 0; i < DIR_SIZE; i++) {
 		slot_t *chunk = atomic_load_explicit(&dir[i], memory_order_relaxed);
 		if (chunk)
 			memset((void *)chunk, 0, CHUNK_SIZE * sizeof *chunk);
 	}
-	/* The parent's ktasks are leaked in the child (small, bounded). */
+	struct umcg_ktask *k = tls_current;
 	tls_current = NULL;
-	umcg__reset_tid_cache();
-	umcg__fork_gen++; /* watcher threads did not survive the fork */
+	umcg__reset_tid_cache(); /* first: the unpin below needs our new tid */
+	umcg__fork_gen++;	 /* watcher threads did not survive the fork */
+	if (k && atomic_load_explicit(&k->pinned_cpu, memory_order_relaxed) >= 0) {
+		/* k is the parent's record (leaked here): aim the unpin at us */
+		atomic_store_explicit(&k->tid, umcg__gettid(), memory_order_relaxed);
+		umcg__unpin(k);
+	}
 }
 
 __attribute__((constructor)) static void registry_init(void)

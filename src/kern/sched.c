@@ -133,7 +133,9 @@ void umcg__ttwu(struct umcg_ktask *k, bool current_cpu)
  * wait without a deadline is restarted transparently after an SA_RESTART
  * handler, one with a deadline never is; so an interruptible wait always
  * passes a deadline (2^31 s after boot when the caller gave none), and any
- * handler makes umcg_wait() fail with EINTR, as in v0.3.
+ * handler makes umcg_wait() fail with EINTR, as in v0.3 - unless the state
+ * is RUNNING by then: v0.3 checks RUNNING before it checks for a signal, so
+ * a task that was made RUNNING (even without a wake-up, T5) returns 0.
  */
 #define FAR_DEADLINE_NS (2147483647ull * 1000000000ull)
 
@@ -157,7 +159,15 @@ int umcg__idle_loop(struct umcg_ktask *k, uint64_t abs_timeout, bool interruptib
 			break;
 		}
 		if (r == -EINTR && interruptible) {
-			ret = -EINTR;
+			/*
+			 * RUNNING before EINTR (v0.3's order): a task made RUNNING
+			 * without a wake-up (T5) that then gets a signal was
+			 * woken, not interrupted. The acquire load pairs with the
+			 * waker's release store/CAS of the state word.
+			 */
+			st = umcg__load_u32(&self->state);
+			if ((st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING)
+				ret = -EINTR;
 			break;
 		}
 		/* 0, EAGAIN (wake_seq moved), EINTR when not interruptible: re-check */

@@ -62,6 +62,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "kern/kern.h"
@@ -118,6 +119,39 @@ void umcg__gp_synchronize(void)
 		if (++spins > 64)
 			sched_yield(); /* the reader was preempted: let it finish */
 	pthread_mutex_unlock(&gp_lock);
+}
+
+/*
+ * fork (registry.c runs these from its pthread_atfork handlers): the
+ * child has one thread, so no read section, GC or grace period of the
+ * parent's other threads will ever end in it. prepare takes both locks (in
+ * the documented order) so that the child's copy of them and of the
+ * protected state is consistent and the parent's handlers can release
+ * them; the child releases the locks and forgets every reader count
+ * it inherited (a parent thread inside a read section at fork time would
+ * otherwise make the child's first grace period wait forever).
+ */
+void umcg__isl_fork_prepare(void)
+{
+	pthread_mutex_lock(&gc_lock);
+	pthread_mutex_lock(&gp_lock);
+}
+
+void umcg__isl_fork_parent(void)
+{
+	pthread_mutex_unlock(&gp_lock);
+	pthread_mutex_unlock(&gc_lock);
+}
+
+void umcg__isl_fork_child(void)
+{
+	/* held by the forking thread, our only thread: unlock (ThreadSanitizer
+	 * follows an unlock; it reports a re-initialised held mutex) */
+	pthread_mutex_unlock(&gp_lock);
+	pthread_mutex_unlock(&gc_lock);
+	atomic_store_explicit(&gp_readers[0], 0, memory_order_relaxed);
+	atomic_store_explicit(&gp_readers[1], 0, memory_order_relaxed);
+	atomic_store_explicit(&gp_epoch, 0, memory_order_relaxed);
 }
 
 static inline uint64_t *word(uint64_t node)
@@ -225,8 +259,14 @@ UMCG_EXPORT size_t umcg_idle_servers_gc(uint64_t *head,
 					void (*unlinked)(struct umcg_task *server, void *arg),
 					void *arg)
 {
-	size_t n = 0, cap = 0;
-	struct umcg_task **gone = NULL;
+	/*
+	 * The unlinked nodes, for the callback: on the stack for the usual few
+	 * (no malloc on a server's idle path, and none in a fork child whose
+	 * allocator a sanitizer runtime left locked), on the heap beyond.
+	 */
+	struct umcg_task *local[16];
+	size_t n = 0, cap = sizeof local / sizeof local[0];
+	struct umcg_task **gone = local;
 	umcg__nopark_enter(); /* a worker parked holding gc_lock would stall every GC */
 	pthread_mutex_lock(&gc_lock);
 restart:;
@@ -247,10 +287,13 @@ restart:;
 						 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			goto restart;
 		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct umcg_task **g = realloc(gone, cap * sizeof *g);
+			cap *= 2;
+			struct umcg_task **g =
+			    realloc(gone == local ? NULL : gone, cap * sizeof *g);
 			if (!g)
 				abort();
+			if (gone == local)
+				memcpy(g, local, sizeof local);
 			gone = g;
 		}
 		gone[n++] = UMCG_ISL_TASK(node);
@@ -263,6 +306,7 @@ restart:;
 	if (unlinked)
 		for (size_t i = 0; i < n; i++)
 			unlinked(gone[i], arg);
-	free(gone);
+	if (gone != local)
+		free(gone);
 	return n;
 }

@@ -30,6 +30,11 @@ void umcg__gp_synchronize(void);
 /* Pop one idle server (mark deleted), inside the caller's read section. */
 struct umcg_task *umcg__isl_pop_locked(uint64_t *head);
 
+/* fork: called from registry.c's pthread_atfork handlers (lock order there). */
+void umcg__isl_fork_prepare(void);
+void umcg__isl_fork_parent(void);
+void umcg__isl_fork_child(void);
+
 /* Test hook: disable the GC grace period to reproduce the review's race. */
 extern int umcg__isl_no_grace_period;
 /*
