@@ -25,6 +25,7 @@
 #include "harness.h"
 #include "sched_util.h"
 #include "umcg.h"
+#include "umcg_lists.h"
 #include "umcg_wrap.h"
 #include "util/util.h"
 
@@ -776,4 +777,74 @@ TEST_T(page_faults_on_an_evicted_mapping, 120)
 	       (unsigned long long)(atomic_load(&umcg__det_counts.taken_raw) - raw0));
 	free(a);
 	free(b);
+}
+
+/* ---- a worker-to-worker switch hands the watcher to the new worker ------------------ */
+
+static struct su_worker *w2w_b;
+static int w2w_fd[2];
+static _Atomic int w2w_b_blocked;
+
+static void w2w_a(struct su_worker *w)
+{
+	/* take B off the idle-workers list and switch to it: our server sleeps on */
+	struct su_worker *b = NULL;
+	for (int i = 0; i < 20000 && !b; i++) {
+		struct umcg_task *t = umcg_idle_workers_pop_all(&w->g->iwl);
+		if (t) {
+			CHECK(umcg_idle_workers_next(t, &w->g->iwl) == NULL);
+			b = su_worker_of(t);
+		} else {
+			usleep(100);
+		}
+	}
+	CHECK(b == w2w_b);
+	su_switch_to(w, b);
+	CHECK(su_check_running(w));
+}
+
+static void w2w_b_payload(struct su_worker *w)
+{
+	char c;
+	atomic_store(&w2w_b_blocked, 1);
+	CHECK_EQ(syscall(SYS_read, w2w_fd[0], &c, 1), 1); /* seen: our server is told */
+	CHECK(su_check_running(w));
+}
+
+TEST_T(worker_to_worker_switch_moves_the_watcher, T_DETECT)
+{
+	if (!detection_available())
+		return;
+	CHECK(pipe(w2w_fd) == 0);
+	struct su_group g;
+	memset(&g, 0, sizeof g);
+	struct su_server s;
+	memset(&s, 0, sizeof s);
+	struct su_worker *a = su_worker_alloc();
+	w2w_b = su_worker_alloc();
+	a->id = 1;
+	w2w_b->id = 2;
+	start_in_order(a, &g, w2w_a, NULL);
+	su_server_register(&s, &g);
+	struct su_worker *first = su_poll_one(&g, 5000);
+	CHECK(first == a);
+	su_worker_start(w2w_b, &g, w2w_b_payload, NULL);
+	/* A switches to B; B blocks in a raw read: only the watcher can wake us */
+	uint32_t st = su_run(&s, a);
+	CHECK_EQ(st & UMCG_TF_STATE_MASK, UMCG_TASK_IDLE); /* A parked in its switch */
+	CHECK_EQ(umcg_state_load(&w2w_b->task), UMCG_TASK_BLOCKED);
+	CHECK_EQ(atomic_load(&w2w_b_blocked), 1);
+	char c = 'x';
+	CHECK_EQ(write(w2w_fd[1], &c, 1), 1);
+	struct su_worker *next = su_poll_one(&g, 5000); /* B parked when it woke */
+	CHECK(next == w2w_b);
+	su_run(&s, w2w_b); /* B finishes */
+	su_run(&s, a);	   /* A, IDLE after its switch, finishes */
+	su_worker_join(a);
+	su_worker_join(w2w_b);
+	CHECK_EQ(atomic_load(&g.finished), 2);
+	CHECK_EQ(atomic_load(&g.bad_state), 0);
+	su_server_unregister(&s);
+	free(a);
+	free(w2w_b);
 }

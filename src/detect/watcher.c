@@ -44,6 +44,7 @@ struct umcg_watcher {
 	struct umcg_ktask *server;
 	_Atomic uint32_t seq;
 	_Atomic uint32_t sleeping;
+	_Atomic pid_t tid; /* for its affinity */
 	unsigned gen;
 };
 
@@ -61,6 +62,7 @@ static void *watcher_main(void *arg)
 {
 	struct umcg_watcher *w = arg;
 	struct umcg_ktask *s = w->server;
+	atomic_store_explicit(&w->tid, (pid_t)umcg_gettid(), memory_order_release);
 	struct sched_param sp = {0};
 	sched_setscheduler(0, SCHED_IDLE, &sp); /* failure: a plain thread, still correct */
 	struct umcg_ktask *seen_w = NULL;
@@ -136,8 +138,20 @@ static struct umcg_watcher *create(struct umcg_ktask *server)
 		return NULL;
 	}
 	w->gen = atomic_load_explicit(&umcg__fork_gen, memory_order_relaxed);
+	atomic_store_explicit(&server->watch_moved, false, memory_order_relaxed);
 	server->watcher = w;
 	return w;
+}
+
+/* The server's CPUs: the watcher runs where the worker runs (its server's CPU). */
+static void follow_affinity(struct umcg_watcher *w, struct umcg_ktask *server)
+{
+	cpu_set_t cpus;
+	pid_t tid = atomic_load_explicit(&w->tid, memory_order_acquire);
+	if (tid &&
+	    sched_getaffinity((pid_t)atomic_load_explicit(&server->tid, memory_order_relaxed),
+			      sizeof cpus, &cpus) == 0)
+		sched_setaffinity(tid, sizeof cpus, &cpus);
 }
 
 void umcg__watch(struct umcg_ktask *server)
@@ -154,6 +168,9 @@ void umcg__watch(struct umcg_ktask *server)
 		pthread_mutex_unlock(&lock);
 		if (!w)
 			return; /* no thread: blocks of this server's workers go unseen */
+	} else if (atomic_exchange_explicit(&server->watch_moved, false, memory_order_relaxed)) {
+		follow_affinity(w,
+				server); /* a recycled record: its watcher served another server */
 	}
 	atomic_fetch_add_explicit(&w->seq, 1, memory_order_seq_cst);
 	if (atomic_load_explicit(&w->sleeping, memory_order_seq_cst))

@@ -104,6 +104,7 @@ static int do_register(uint32_t flags, struct umcg_task *self)
 	atomic_store_explicit(&k->det, DET_OFF, memory_order_relaxed);
 	atomic_store_explicit(&k->supervise, NULL, memory_order_relaxed);
 	atomic_store_explicit(&k->park_pending, false, memory_order_relaxed);
+	atomic_store_explicit(&k->watch_moved, true, memory_order_relaxed);
 	k->nopark = 0;
 	cpu_set_t allowed;
 	if (sched_getaffinity(0, sizeof allowed, &allowed))

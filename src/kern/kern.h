@@ -105,6 +105,7 @@ struct umcg_ktask {
 	 */
 	_Atomic(struct umcg_ktask *) supervise;
 	struct umcg_watcher *watcher;
+	_Atomic bool watch_moved; /* registered anew: the watcher follows its affinity */
 	/* Pool free-list link. */
 	struct umcg_ktask *free_next;
 };
