@@ -54,6 +54,7 @@ LOST='invalid end state'			# ttwu: sleeper blocked forever
 IDLE='assertion violated \(\(queued==0\)'	# tid word: worker queued, server asleep
 LATE='assertion violated \(per\[t\]==tp\)'	# tid word: a wake lands in a later IDLE period
 ONE='assertion violated one_outcome'		# worker timeout: woken and/or queued, not exactly one
+DET='assertion violated \(\(state==1\)'		# detection: user code runs while BLOCKED
 
 # model | spin -D flags | expected ("pass" or "cex:PATTERN") | what it shows
 CONFIGS=(
@@ -83,6 +84,12 @@ CONFIGS=(
 "worker_timeout|-DPROTO=1|cex:$ONE|a transient claim (RUNNING, then IDLE on the list): a later waker wins"
 "worker_timeout|-DPROTO=2 -DCLEAR_ON_POP=1|cex:$ONE|mutation: flag cleared at the pop, before the run"
 "worker_timeout|-DPROTO=2 -DBYTE_CAS=1|cex:$ONE|a waker that compares only the state byte (documented: don't)"
+# transparent block detection: the det word, worker vs watcher (issue 7)
+"detect|-DCALLS=3|pass|as implemented: 3 calls, wrapped or raw, sleeping or not"
+"detect|-DCALLS=4|pass|as implemented: 4 calls"
+"detect|-DORDER_RING_FIRST=1|pass|ring read before det: the look after the CAS still decides"
+"detect|-DNO_RECHECK=1|cex:$DET|no look at the ring after the CAS / after arming"
+"detect|-DBLOCK_BEFORE_ARM=1|cex:$DET|worker made BLOCKED before its alarm is armed"
 # the v0.4 tid word
 "tid_word|-DCHAIN=0|cex:$IDLE|one tid word, no chaining: PeterZ's lost second server"
 "tid_word|-DCHAIN=1|cex:$IDLE|chain only if more work remains"

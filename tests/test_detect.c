@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -30,6 +31,9 @@
 #include "util/util.h"
 
 #define T_DETECT 30 /* seconds: an unseen block fails by timeout */
+
+static void settle_after_raw(struct su_worker *w);
+static bool check_running_locked(struct su_worker *w);
 
 static bool detection_available(void)
 {
@@ -100,7 +104,7 @@ static void a_payload(struct su_worker *w)
 	atomic_store(&p->a_detected, umcg_detect_thread(-1));
 	p->block(p);
 	atomic_store(&p->a_done_after_b, atomic_load(&p->released));
-	if (!su_check_running(w))
+	if (!check_running_locked(w))
 		th_fail(__FILE__, __LINE__, "A runs without its server after the block");
 }
 
@@ -109,7 +113,7 @@ static void b_payload(struct su_worker *w)
 	struct pair *p = w->arg;
 	atomic_store(&p->released, 1);
 	p->release(p);
-	if (!su_check_running(w))
+	if (!check_running_locked(w))
 		th_fail(__FILE__, __LINE__, "B runs without its server");
 }
 
@@ -310,7 +314,7 @@ static void sleep_loop(struct su_worker *w)
 					th_fail(__FILE__, __LINE__,
 						"iteration %ld: BLOCKED for 2 s", i);
 		}
-		if (!su_check_running(w))
+		if (!check_running_locked(w))
 			th_fail(__FILE__, __LINE__, "iteration %ld: state %#x after a raw sleep", i,
 				umcg_state_load(&w->task));
 	}
@@ -352,7 +356,7 @@ static void read_with_data(struct su_worker *w)
 	for (long i = 0; i < w->count; i++) {
 		char c;
 		CHECK_EQ(umcg_read(fd[0], &c, 1), 1);
-		CHECK(su_check_running(w));
+		CHECK(check_running_locked(w));
 	}
 }
 
@@ -459,13 +463,13 @@ static void toggle(struct su_worker *w)
 	int *fd = w->arg;
 	CHECK_EQ(umcg_write(fd[1], &c, 1), 1);
 	CHECK_EQ(atomic_load(&w->g->runs), runs + 1);
-	CHECK(su_check_running(w));
+	CHECK(check_running_locked(w));
 	CHECK_EQ(umcg_detect_thread(1), 1);
 	CHECK_EQ(umcg_detect_thread(-1), 1);
 	runs = atomic_load(&w->g->runs);
 	CHECK_EQ(umcg_write(fd[1], &c, 1), 1); /* lazy again: no switch */
 	CHECK_EQ(atomic_load(&w->g->runs), runs);
-	CHECK(su_check_running(w));
+	CHECK(check_running_locked(w));
 }
 
 TEST_T(detect_thread_on_off, T_DETECT)
@@ -488,7 +492,7 @@ TEST_T(detect_thread_on_off, T_DETECT)
 static void expect_off(struct su_worker *w)
 {
 	CHECK_EQ(umcg_detect_thread(-1), 0);
-	CHECK(su_check_running(w));
+	CHECK(check_running_locked(w));
 }
 
 TEST_T(tune_detect_off_falls_back_to_explicit_points, T_DETECT)
@@ -529,6 +533,29 @@ static void settle_after_raw(struct su_worker *w)
 			th_fail(__FILE__, __LINE__, "worker %ld BLOCKED for 2 s", w->id);
 }
 
+/*
+ * su_check_running() made atomic with respect to take-overs: a worker can
+ * be taken at any sleep, a page fault in the middle of the check included
+ * (seen under ASan), so LOCK ourselves first (a LOCKED worker is never
+ * taken), check, unlock.
+ */
+static bool check_running_locked(struct su_worker *w)
+{
+	uint32_t exp;
+	do {
+		settle_after_raw(w);
+		exp = UMCG_TASK_RUNNING;
+	} while (!umcg_state_cas(&w->task, &exp, UMCG_TASK_RUNNING | UMCG_TF_LOCKED));
+	struct su_server *s = atomic_load(&w->server);
+	bool ok = s && __atomic_load_n(&w->task.server_tid, __ATOMIC_RELAXED) == s->tid &&
+		  (umcg_state_load(&s->task) & UMCG_TF_STATE_MASK) == UMCG_TASK_IDLE &&
+		  atomic_load(&s->current) == w;
+	umcg_state_store(&w->task, UMCG_TASK_RUNNING);
+	if (!ok)
+		atomic_fetch_add(&w->g->bad_state, 1);
+	return ok;
+}
+
 static void mixed_ops(struct su_worker *w)
 {
 	int fd[2];
@@ -562,8 +589,7 @@ static void mixed_ops(struct su_worker *w)
 			pthread_mutex_unlock(&st_mu);
 			break;
 		}
-		settle_after_raw(w);
-		if (!su_check_running(w))
+		if (!check_running_locked(w))
 			th_fail(__FILE__, __LINE__, "worker %ld op %ld: state %#x", w->id, i,
 				umcg_state_load(&w->task));
 		atomic_fetch_add(&st_ops, 1);
@@ -661,7 +687,7 @@ static void expect_fallback(struct su_worker *w)
 	int *fd = w->arg;
 	CHECK_EQ(umcg_write(fd[1], &c, 1), 1);
 	CHECK(atomic_load(&w->g->runs) > runs); /* (the other worker may have run too) */
-	CHECK(su_check_running(w));
+	CHECK(check_running_locked(w));
 }
 
 TEST_T(unavailable_says_so_once_and_falls_back, T_DETECT)
@@ -722,7 +748,7 @@ static void fault_pages(struct su_worker *w)
 	CHECK_EQ(sum, (long)(pf_len / 4096) * 7);
 	atomic_store(&pf_a_done, 1);
 	settle_after_raw(w);
-	CHECK(su_check_running(w));
+	CHECK(check_running_locked(w));
 }
 
 static void run_while_a_faults(struct su_worker *w)
@@ -789,18 +815,18 @@ static void w2w_a(struct su_worker *w)
 {
 	/* take B off the idle-workers list and switch to it: our server sleeps on */
 	struct su_worker *b = NULL;
-	for (int i = 0; i < 20000 && !b; i++) {
+	for (long i = 0; i < 100000000 && !b; i++) {
 		struct umcg_task *t = umcg_idle_workers_pop_all(&w->g->iwl);
 		if (t) {
 			CHECK(umcg_idle_workers_next(t, &w->g->iwl) == NULL);
 			b = su_worker_of(t);
 		} else {
-			usleep(100);
+			sched_yield(); /* not a sleep: our server must not get the CPU back */
 		}
 	}
 	CHECK(b == w2w_b);
 	su_switch_to(w, b);
-	CHECK(su_check_running(w));
+	CHECK(check_running_locked(w));
 }
 
 static void w2w_b_payload(struct su_worker *w)
@@ -808,7 +834,7 @@ static void w2w_b_payload(struct su_worker *w)
 	char c;
 	atomic_store(&w2w_b_blocked, 1);
 	CHECK_EQ(syscall(SYS_read, w2w_fd[0], &c, 1), 1); /* seen: our server is told */
-	CHECK(su_check_running(w));
+	CHECK(check_running_locked(w));
 }
 
 TEST_T(worker_to_worker_switch_moves_the_watcher, T_DETECT)

@@ -434,6 +434,8 @@ static void expect_killed(void (*fn)(void), const char *msg1, const char *msg2)
 		close(p[0]);
 		dup2(p[1], STDERR_FILENO);
 		alarm(10);
+		/* the kill paths of the explicit block/wake points: wrapped calls are those */
+		umcg_tune(UMCG_TUNE_DETECT, 0);
 		fn();
 		_exit(0); /* not killed: the parent reports it */
 	}

@@ -46,6 +46,8 @@ TEST_T(server_runs_worker_through_blocks, 10)
 {
 	static struct umcg_task s = {.state = UMCG_TASK_RUNNING, .api_version = 1};
 	server_task = &s;
+	/* every wrapped call a block: the explicit points (test_detect.c covers detection) */
+	CHECK_EQ(umcg_tune(UMCG_TUNE_DETECT, 0), 0);
 	CHECK_EQ(umcg_ctl(UMCG_CTL_REGISTER, &s), 0);
 	s.server_tid = umcg_gettid();
 	pthread_t th;

@@ -4,20 +4,28 @@
  * no wrapper saw it, and the worker's side of that hand-over.
  *
  * The detection word and who may change it are described in detect.h.
- * Memory ordering:
- *   - The kernel writes the switch-out record and publishes data_head
- *     before the worker sleeps; the server's acquire load of data_head
- *     (perf.c) sees it. The worker stores det (release) after it was
- *     switched in, i.e. after the switch-in record was published, so a
- *     server that loads det (acquire) and THEN reads the ring never takes
- *     a LIB -> USER worker for a sleep that is over: the ring's newest
- *     record is then the switch-in (or later).
+ * The decision (spin/detect.pml, docs/spin.md):
+ *   - The watcher loads det, reads the ring, and only for USER/SYSCALL
+ *     with "slept" as the newest record CASes det to TAKING. The CAS alone
+ *     has ABA (the worker returned from the call that slept and entered
+ *     another, SYSCALL again; or, raw, it woke and sleeps no more), so the
+ *     watcher looks at the ring once more after the CAS (for a raw sleep,
+ *     after arming the alarm): the newest record must still be a sleep,
+ *     else it gives up and stores det back. The model verifies this with
+ *     the ring read before or after the det load; without the second look,
+ *     or with the worker made BLOCKED before its alarm is armed, it finds a
+ *     worker running user code while BLOCKED.
  *   - The take-over CAS (USER/SYSCALL -> TAKING) and the worker's CASes on
  *     det are acq_rel on one word: they are totally ordered, and whoever
  *     comes second sees the first one's effects.
+ *   - The kernel publishes a record (data_head, release) before the
+ *     switch it describes completes; our acquire load of data_head sees
+ *     every record of a switch that happened before it.
  *   - The server makes the worker BLOCKED (CAS, acq_rel) before it stores
  *     TAKEN_* (release); a worker that sees TAKEN_* (acquire) sees BLOCKED,
  *     so its wake point queues it (T7) and does not take the RUNNING branch.
+ *   - A worker that finds det back at SYSCALL/USER after waiting out
+ *     TAKING retries its own CAS: the watcher gave up.
  */
 #include <errno.h>
 #include <sched.h>
@@ -42,7 +50,7 @@ static bool make_blocked(struct umcg_task *t)
 bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w)
 {
 	int d = atomic_load_explicit(&w->det, memory_order_acquire);
-	int last = umcg__det_ring_last(w); /* after the det load: see above */
+	int last = umcg__det_ring_last(w);
 	if ((d != DET_USER && d != DET_SYSCALL) || last != DET_LAST_SLEEP)
 		return false;
 	if (!atomic_compare_exchange_strong_explicit(&w->det, &d, DET_TAKING, memory_order_acq_rel,
@@ -75,6 +83,17 @@ bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w)
 						  memory_order_relaxed);
 			return false;
 		}
+	}
+	/*
+	 * The CAS alone has ABA: the worker may have returned from the call
+	 * that slept and entered another one (SYSCALL again) that has not
+	 * slept. The ring after the CAS tells: the newest record must still
+	 * be a sleep (for a raw sleep this look comes after arming, above).
+	 */
+	if (!raw && umcg__det_ring_last(w) != DET_LAST_SLEEP) {
+		atomic_store_explicit(&w->det, d, memory_order_release);
+		atomic_fetch_add_explicit(&umcg__det_counts.woke_early, 1, memory_order_relaxed);
+		return false;
 	}
 	if (!t || !make_blocked(t)) {
 		if (raw)
@@ -176,13 +195,19 @@ int umcg__det_sys_enter(struct umcg_ktask *k)
 
 void umcg__det_sys_leave(struct umcg_ktask *k)
 {
-	int d = DET_SYSCALL;
-	if (atomic_compare_exchange_strong_explicit(&k->det, &d, DET_USER, memory_order_acq_rel,
-						    memory_order_acquire))
-		return; /* the fast path: the call did not sleep, or nobody noticed */
-	d = settle(k);
-	park_taken(k, d); /* TAKEN_SYS: the server ran while we slept */
-	atomic_store_explicit(&k->det, DET_USER, memory_order_release);
+	for (;;) {
+		int d = DET_SYSCALL;
+		if (atomic_compare_exchange_strong_explicit(
+			&k->det, &d, DET_USER, memory_order_acq_rel, memory_order_acquire))
+			return; /* the fast path: the call did not sleep, or nobody noticed */
+		d = settle(k);
+		if (d == DET_TAKEN_SYS || d == DET_TAKEN_RAW) {
+			park_taken(k, d); /* the server ran while we slept */
+			atomic_store_explicit(&k->det, DET_USER, memory_order_release);
+			return;
+		}
+		/* SYSCALL again: the watcher looked, saw the sleep was over, gave up */
+	}
 }
 
 void umcg__det_signal(struct umcg_ktask *k)

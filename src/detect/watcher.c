@@ -110,7 +110,7 @@ static void *watcher_main(void *arg)
 
 static struct umcg_watcher *create(struct umcg_ktask *server)
 {
-	struct umcg_watcher *w = server->watcher;
+	struct umcg_watcher *w = atomic_load_explicit(&server->watcher, memory_order_relaxed);
 	if (!w) {
 		w = calloc(1, sizeof *w);
 		if (!w)
@@ -133,13 +133,14 @@ static struct umcg_watcher *create(struct umcg_ktask *server)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (r) {
-		if (!server->watcher)
+		if (!atomic_load_explicit(&server->watcher, memory_order_relaxed))
 			free(w);
 		return NULL;
 	}
 	w->gen = atomic_load_explicit(&umcg__fork_gen, memory_order_relaxed);
 	atomic_store_explicit(&server->watch_moved, false, memory_order_relaxed);
-	server->watcher = w;
+	/* release: a thread that loads the pointer (acquire) sees gen and the thread */
+	atomic_store_explicit(&server->watcher, w, memory_order_release);
 	return w;
 }
 
@@ -157,12 +158,12 @@ static void follow_affinity(struct umcg_watcher *w, struct umcg_ktask *server)
 void umcg__watch(struct umcg_ktask *server)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	struct umcg_watcher *w = server->watcher;
+	struct umcg_watcher *w = atomic_load_explicit(&server->watcher, memory_order_acquire);
 	unsigned gen = atomic_load_explicit(&umcg__fork_gen, memory_order_relaxed);
 	if (!w || w->gen != gen) {
 		/* first use, or a watcher from before fork (threads do not survive it) */
 		pthread_mutex_lock(&lock);
-		w = server->watcher;
+		w = atomic_load_explicit(&server->watcher, memory_order_relaxed);
 		if (!w || w->gen != gen)
 			w = create(server);
 		pthread_mutex_unlock(&lock);

@@ -104,7 +104,7 @@ struct umcg_ktask {
 	 * on first use, kept when the ktask is recycled).
 	 */
 	_Atomic(struct umcg_ktask *) supervise;
-	struct umcg_watcher *watcher;
+	_Atomic(struct umcg_watcher *) watcher; /* published with release (watcher.c) */
 	_Atomic bool watch_moved; /* registered anew: the watcher follows its affinity */
 	/* Pool free-list link. */
 	struct umcg_ktask *free_next;

@@ -1,0 +1,201 @@
+/*
+ * detect.pml - transparent block detection (src/detect/, docs/detection.md):
+ * the detection word `det` between a worker and its server's watcher.
+ *
+ * The worker makes CALLS calls; each is, nondeterministically, a lazy
+ * wrapped call (det USER -> SYSCALL, call, CAS SYSCALL -> USER, park if
+ * taken) or a raw call (det untouched; parked by the switch-in alarm's
+ * signal), and either sleeps or not. A sleep writes a "slept" record; the
+ * wake-up writes a "switched in" record and, if the alarm is armed, makes
+ * the detection signal pending, delivered before the worker runs user code
+ * again (the kernel's promise; late delivery is outside the model). A park
+ * (T7) sleeps inside libumcg (det LIB) and is run again by the server.
+ *
+ * The watcher (takeover.c: umcg__det_check) loads det, then the newest
+ * record, and takes a USER/SYSCALL worker whose newest record says "slept":
+ * CAS det -> TAKING; for a raw call arm the alarm and look again (switched
+ * in meanwhile: disarm, give up); make the worker BLOCKED; det TAKEN_*.
+ *
+ * Checked: whenever the worker runs its own code it is RUNNING, and its det
+ * is USER or TAKING (a watcher deciding about a sleep that just ended, which
+ * it then gives up): it never runs user code BLOCKED or taken; every
+ * take-over is followed by exactly one park; only a call that really
+ * slept is reported; no deadlock.
+ *
+ *   ORDER_RING_FIRST=1  the watcher reads the record before det
+ *   NO_RECHECK=1        no second look at the ring after the CAS (after
+ *                       arming the alarm, for a raw sleep): the det word
+ *                       alone has ABA (SYSCALL, returned, SYSCALL again)
+ *   BLOCK_BEFORE_ARM=1  make the worker BLOCKED before arming
+ */
+
+#ifndef CALLS
+#define CALLS 3
+#endif
+#ifndef ORDER_RING_FIRST
+#define ORDER_RING_FIRST 0
+#endif
+#ifndef NO_RECHECK
+#define NO_RECHECK 0
+#endif
+#ifndef BLOCK_BEFORE_ARM
+#define BLOCK_BEFORE_ARM 0
+#endif
+
+mtype = { USER, SYSCALL, LIB, TAKING, TAKEN_SYS, TAKEN_RAW };
+mtype = { IN, SLEPT };
+#define RUNNING 1
+#define BLOCKED 3
+#define IDLE    2
+
+mtype det = USER;
+mtype last = IN;	/* newest switch record in the worker's ring */
+byte state = RUNNING;	/* the worker's ABI state */
+bit armed;		/* switch-in alarm enabled */
+bit sig;		/* detection signal pending */
+byte takes, parks;
+bit done, wdone;
+bit slept;		/* ghost: the current call has slept */
+
+inline sleep_and_wake()
+{
+	atomic { last = SLEPT; slept = 1 }
+	atomic { last = IN; if :: armed -> sig = 1 :: else -> skip fi }
+}
+
+/* T7 after a take-over: LIB, disarm, queue IDLE, sleep until run, USER */
+inline park()
+{
+	assert(state == BLOCKED);
+	det = LIB;
+	armed = 0;
+	sig = 0;
+	parks++;
+	state = IDLE;
+	sleep_and_wake();	/* the library's own sleep: never taken */
+	state = RUNNING;	/* a server ran us */
+	det = USER
+}
+
+/* the signal handler: settle TAKING, park if TAKEN_RAW */
+inline deliver()
+{
+	if
+	:: sig ->
+		sig = 0;
+		(det != TAKING);
+		if
+		:: det == TAKEN_RAW -> park()
+		:: else -> skip
+		fi
+	:: else -> skip
+	fi
+}
+
+inline user_code()
+{
+	deliver();
+	/* a watcher may be deciding (TAKING) about a sleep that just ended */
+	assert(state == RUNNING && (det == USER || det == TAKING))
+}
+
+active proctype worker()
+{
+	byte n;
+	for (n : 1 .. CALLS) {
+		if
+		:: /* lazy wrapped call */
+			do	/* umcg__det_sys_enter: a pending take-over parks first */
+			:: atomic { det == USER -> det = SYSCALL; slept = 0; break }
+			:: (det == TAKEN_SYS || det == TAKEN_RAW) -> park()
+			od;
+			if
+			:: sleep_and_wake()
+			:: skip	/* returned without sleeping */
+			fi;
+			do	/* umcg__det_sys_leave */
+			:: atomic { det == SYSCALL -> det = USER; break }
+			:: atomic { det == TAKEN_SYS || det == TAKEN_RAW } -> park(); break
+			od
+		:: /* raw call */
+			slept = 0;
+			if
+			:: sleep_and_wake()
+			:: skip
+			fi
+		fi;
+		user_code()
+	}
+	done = 1
+}
+
+active proctype watcher()
+{
+	mtype d, l;
+	do
+	:: done -> break
+	:: else ->
+#if ORDER_RING_FIRST
+		l = last;
+		d = det;
+#else
+		d = det;
+		l = last;
+#endif
+		if
+		:: (d == USER || d == SYSCALL) && l == SLEPT ->
+			if
+			:: atomic { det == d -> det = TAKING };
+				if
+				:: d == USER ->
+#if BLOCK_BEFORE_ARM
+					state = BLOCKED;
+#endif
+					armed = 1;
+#if !NO_RECHECK
+					if
+					:: last != SLEPT ->	/* switched in meanwhile: over */
+						armed = 0;
+#if BLOCK_BEFORE_ARM
+						state = RUNNING;
+#endif
+						det = d;
+						goto next
+					:: else -> skip
+					fi;
+#endif
+#if !BLOCK_BEFORE_ARM
+					state = BLOCKED;
+#endif
+					assert(slept);
+					takes++;
+					det = TAKEN_RAW
+				:: else ->
+#if !NO_RECHECK
+					if
+					:: last != SLEPT ->	/* ABA: a later call, not asleep */
+						det = d;
+						goto next
+					:: else -> skip
+					fi;
+#endif
+					assert(slept);	/* only a call that really slept is reported */
+					state = BLOCKED;
+					takes++;
+					det = TAKEN_SYS
+				fi
+			:: atomic { det != d -> skip }	/* the worker moved first */
+			fi
+		:: else -> skip
+		fi;
+next:		skip
+	od;
+	wdone = 1
+}
+
+/* at the end every take-over found its park, and nothing is left taken */
+active proctype check()
+{
+	(done && wdone);
+	assert(det == USER && takes == parks)
+}
