@@ -296,6 +296,15 @@ uint32_t su_run_until(struct su_server *s, struct su_worker *w, uint64_t abs_tim
 	int r = umcg_wait(0, abs_timeout);
 	int e = errno;
 	s->task.next_tid = 0;
+	if (r && e == ESRCH) {
+		/*
+		 * w saw RUNNING before it slept, ran, finished and unregistered
+		 * before our umcg_wait() looked its tid up; it made us RUNNING
+		 * first, so waiting without a next_tid returns at once.
+		 */
+		r = umcg_wait(0, abs_timeout);
+		e = errno;
+	}
 	atomic_store(&s->current, NULL);
 	atomic_fetch_add(&s->g->runs, 1);
 	if (err)
