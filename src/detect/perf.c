@@ -340,8 +340,10 @@ int umcg__det_ring_last(struct umcg_ktask *w)
 		tail += h->size;
 	}
 	__atomic_store_n(&mp->data_tail, head, __ATOMIC_RELEASE);
-	if (lost) /* the newest records may be the ones dropped */
+	if (lost) { /* the newest records may be the ones dropped */
+		atomic_fetch_add_explicit(&umcg__det_counts.lost, 1, memory_order_relaxed);
 		last = last_from_proc(w);
+	}
 	w->det_last = last;
 	unlock_ring(w);
 	return last;

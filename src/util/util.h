@@ -33,11 +33,13 @@ extern __thread struct umcg__stats umcg__stats;
  * in code no wrapper saw, parks after a take-over, raw sleeps that
  * ended while the alarm was being armed (not taken), raw sleeps not taken
  * for want of an alarm (limits), watcher futex sleeps, and detection
- * signals that interrupted a sleeping call (it fails with EINTR).
+ * signals that interrupted a sleeping call (it fails with EINTR), and
+ * rings that overflowed (state re-read from /proc).
  * Relaxed counters.
  */
 struct umcg__det_counts {
-	_Atomic uint64_t taken_sys, taken_raw, parks, woke_early, no_alarm, watcher_sleeps, eintr;
+	_Atomic uint64_t taken_sys, taken_raw, parks, woke_early, no_alarm, watcher_sleeps, eintr,
+	    lost;
 };
 extern struct umcg__det_counts umcg__det_counts;
 
