@@ -19,8 +19,9 @@
  * worker's ring (the watcher of the server that runs it, a server that
  * took it and re-checks), and the owner takes it before it unmaps.
  *
- * If the ring was full, the kernel drops records and later writes a
- * PERF_RECORD_LOST: the newest switch kind is then re-derived from the
+ * If the ring was full, the kernel drops records and writes a
+ * PERF_RECORD_LOST with the next record that fits; a ring found full, or
+ * a LOST record, means the newest switch kind is re-derived from the
  * thread's state in /proc/self/task/TID/stat (S or D: asleep).
  *
  * The switch-in alarm: for a worker taken while it slept in code no
@@ -321,7 +322,13 @@ int umcg__det_ring_last(struct umcg_ktask *w)
 	uint64_t size = page_size() * RING_PAGES;
 	uint64_t head = __atomic_load_n(&mp->data_head, __ATOMIC_ACQUIRE);
 	uint64_t tail = mp->data_tail;
-	bool lost = false;
+	/*
+	 * A full ring drops what comes next, and says so (PERF_RECORD_LOST)
+	 * only with the next record it can write: for a worker that has just
+	 * gone to sleep, that is never. So a ring found (nearly) full counts
+	 * as lost too.
+	 */
+	bool lost = head - tail > size - 64;
 	int last = w->det_last;
 	while (tail < head) {
 		const struct perf_event_header *h = (const void *)(data + (tail % size));
