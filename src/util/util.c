@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* util.c - small process-wide helpers: tid, clock, nr_cpu_ids, "kill the task". */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,10 +56,14 @@ UMCG_EXPORT int umcg_nr_cpu_ids(void)
 	int n = atomic_load_explicit(&nr_cpu_ids_cache, memory_order_relaxed);
 	if (n)
 		return n;
-	FILE *f = fopen("/sys/devices/system/cpu/possible", "re");
-	if (f) {
+	/* open/read, not stdio: no malloc (this runs in fork children and handlers) */
+	int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
 		char buf[256];
-		if (fgets(buf, sizeof buf, f)) {
+		ssize_t len = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (len > 0) {
+			buf[len] = 0;
 			/* the highest number in the list is the last one */
 			long hi = -1;
 			for (char *p = buf; *p;) {
@@ -75,7 +80,6 @@ UMCG_EXPORT int umcg_nr_cpu_ids(void)
 			if (hi >= 0)
 				n = (int)hi + 1;
 		}
-		fclose(f);
 	}
 	if (n <= 0) {
 		long c = sysconf(_SC_NPROCESSORS_CONF);
@@ -114,4 +118,10 @@ void umcg__die(const char *fmt, ...)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	syscall(SYS_tgkill, getpid(), umcg__gettid(), SIGSEGV);
 	abort(); /* not reached */
+}
+
+/* Computed at load time, so that a fork child never needs to. */
+__attribute__((constructor)) static void nr_cpu_ids_init(void)
+{
+	umcg_nr_cpu_ids();
 }
