@@ -100,21 +100,27 @@ int umcg_rt_destroy(struct umcg_rt *rt);
  * runs, exact after umcg_rt_shutdown()).
  */
 struct umcg_rt_stats {
-	uint64_t runs;	      /* server -> worker switches */
-	uint64_t blocks;      /* runs that ended because the worker blocked */
-	uint64_t wakes;	      /* workers taken from the idle-workers list */
-	uint64_t yields;      /* umcg_rt_yield() */
-	uint64_t parks;	      /* parks (sync objects, join, umcg_rt_park) */
-	uint64_t switches;    /* direct worker -> worker hand-offs */
-	uint64_t steals;      /* workers a policy's steal() returned */
-	uint64_t idle_waits;  /* idle waits of servers */
-	uint64_t kicks;	      /* idle servers woken by the runtime */
-	uint64_t spawns;      /* umcg_rt_spawn() */
-	uint64_t pool_reuses; /* ... served by a pooled thread */
-	uint64_t threads;     /* worker threads created */
-	uint64_t exits;	      /* workers that returned */
+	uint64_t runs;		/* server -> worker switches */
+	uint64_t blocks;	/* runs that ended because the worker blocked */
+	uint64_t wakes;		/* workers taken from the idle-workers list */
+	uint64_t yields;	/* umcg_rt_yield() */
+	uint64_t parks;		/* parks (sync objects, join, umcg_rt_park) */
+	uint64_t switches;	/* direct worker -> worker hand-offs */
+	uint64_t steals;	/* workers a policy's steal() returned */
+	uint64_t idle_waits;	/* idle waits of servers */
+	uint64_t idle_timeouts; /* ... that ended by the idle timeout */
+	uint64_t kicks;		/* idle servers woken by the runtime */
+	uint64_t spawns;	/* umcg_rt_spawn() */
+	uint64_t pool_reuses;	/* ... served by a pooled thread */
+	uint64_t threads;	/* worker threads created */
+	uint64_t exits;		/* workers that returned */
 };
 void umcg_rt_get_stats(struct umcg_rt *rt, struct umcg_rt_stats *out);
+/*
+ * The counters of server `server` only (the runtime-wide ones, spawns to
+ * exits, are 0). 0, or -1/EINVAL (rt NULL, server out of range).
+ */
+int umcg_rt_get_server_stats(struct umcg_rt *rt, int server, struct umcg_rt_stats *out);
 
 int umcg_rt_nr_servers(const struct umcg_rt *rt);
 

@@ -76,7 +76,8 @@ struct rt_server {
 	_Atomic(struct rt_thread *) cur; /* the thread it runs (switch_to updates it) */
 	_Atomic int exited;
 	/* counters: relaxed atomics, written by the server and its workers */
-	_Atomic uint64_t runs, blocks, wakes, yields, parks, switches, steals, idle_waits, kicks;
+	_Atomic uint64_t runs, blocks, wakes, yields, parks, switches, steals, idle_waits,
+	    idle_timeouts, kicks;
 	pthread_t thread;
 } __attribute__((aligned(64)));
 

@@ -215,24 +215,39 @@ UMCG_RT_EXPORT int umcg_rt_nr_servers(const struct umcg_rt *rt)
 }
 
 #define SUM(f) atomic_load_explicit(&s->f, memory_order_relaxed)
+static void add_server(struct umcg_rt_stats *o, struct rt_server *s)
+{
+	o->runs += SUM(runs);
+	o->blocks += SUM(blocks);
+	o->wakes += SUM(wakes);
+	o->yields += SUM(yields);
+	o->parks += SUM(parks);
+	o->switches += SUM(switches);
+	o->steals += SUM(steals);
+	o->idle_waits += SUM(idle_waits);
+	o->idle_timeouts += SUM(idle_timeouts);
+	o->kicks += SUM(kicks);
+}
+#undef SUM
+
 UMCG_RT_EXPORT void umcg_rt_get_stats(struct umcg_rt *rt, struct umcg_rt_stats *o)
 {
 	memset(o, 0, sizeof *o);
-	for (int i = 0; i < rt->nr_servers; i++) {
-		struct rt_server *s = &rt->servers[i];
-		o->runs += SUM(runs);
-		o->blocks += SUM(blocks);
-		o->wakes += SUM(wakes);
-		o->yields += SUM(yields);
-		o->parks += SUM(parks);
-		o->switches += SUM(switches);
-		o->steals += SUM(steals);
-		o->idle_waits += SUM(idle_waits);
-		o->kicks += SUM(kicks);
-	}
+	for (int i = 0; i < rt->nr_servers; i++)
+		add_server(o, &rt->servers[i]);
 	o->spawns = atomic_load_explicit(&rt->spawns, memory_order_relaxed);
 	o->pool_reuses = atomic_load_explicit(&rt->pool_reuses, memory_order_relaxed);
 	o->threads = atomic_load_explicit(&rt->threads, memory_order_relaxed);
 	o->exits = atomic_load_explicit(&rt->exits, memory_order_relaxed);
 }
-#undef SUM
+
+UMCG_RT_EXPORT int umcg_rt_get_server_stats(struct umcg_rt *rt, int server, struct umcg_rt_stats *o)
+{
+	if (!rt || !o || server < 0 || server >= rt->nr_servers) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(o, 0, sizeof *o);
+	add_server(o, &rt->servers[server]);
+	return 0;
+}

@@ -192,7 +192,10 @@ static void run_thread(struct rt_server *s, struct rt_thread *th)
 	atomic_store_explicit(&s->cur, NULL, memory_order_relaxed);
 }
 
-/* eventfd design: one epoll instance per server, EPOLLEXCLUSIVE: a write wakes one. */
+/*
+ * eventfd design: one epoll instance per server, EPOLLEXCLUSIVE: a write
+ * wakes one. Returns 1 on a timeout, else 0.
+ */
 static int wait_epoll(struct rt_server *s, uint64_t deadline)
 {
 	struct umcg_rt *rt = s->rt;
@@ -209,7 +212,7 @@ static int wait_epoll(struct rt_server *s, uint64_t deadline)
 	umcg_idle_fd_finish(&rt->grp.idle_fd);
 	if (r < 0 && e != EINTR)
 		rt__fatal("server %d: epoll_wait: %s", s->idx, strerror(e));
-	return 0;
+	return r == 0 && deadline; /* 1: timed out */
 }
 
 static void server_idle(struct rt_server *s)
@@ -221,10 +224,15 @@ static void server_idle(struct rt_server *s)
 		uint64_t deadline = 0;
 		if (rt->attr.idle_timeout_ns)
 			deadline = umcg_now_ns() + rt->attr.idle_timeout_ns;
-		if (s->epfd >= 0)
-			wait_epoll(s, deadline);
-		else if (umcg_idle_group_wait(&rt->grp, &s->task, deadline) && errno != ETIMEDOUT)
-			rt__fatal("server %d: umcg_idle_group_wait: %s", s->idx, strerror(errno));
+		if (s->epfd >= 0) {
+			if (wait_epoll(s, deadline))
+				rt__count(&s->idle_timeouts);
+		} else if (umcg_idle_group_wait(&rt->grp, &s->task, deadline)) {
+			if (errno != ETIMEDOUT)
+				rt__fatal("server %d: umcg_idle_group_wait: %s", s->idx,
+					  strerror(errno));
+			rt__count(&s->idle_timeouts);
+		}
 		if (low_state(&s->task) != UMCG_TASK_RUNNING)
 			rt__fatal("server %d: state %#x after its idle wait", s->idx,
 				  umcg_state_load(&s->task));
