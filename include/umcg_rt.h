@@ -141,11 +141,12 @@ struct umcg_rt_spawn_attr {
 };
 
 /*
- * Start fn(arg) on a worker of rt. Callable from any thread. Returns a
- * handle to join or detach (or NULL if detached) ... see umcg_rt_spawn(3).
- * NULL with errno: EINVAL (rt or fn NULL), ECANCELED (rt is shutting
- * down), ENOMEM, EAGAIN (no thread).
- * A detached spawn returns a non-NULL handle too; it must not be used.
+ * Start fn(arg) on a worker of rt (a pooled thread, or a new one).
+ * Callable from any thread. Returns the handle to join or detach exactly
+ * once, or NULL with errno: EINVAL (rt or fn NULL, a bad flag), ECANCELED
+ * (rt is shutting down), ENOMEM, EAGAIN (no thread could be created).
+ * With UMCG_RT_SPAWN_DETACHED the handle is non-NULL but must not be used
+ * after the worker may have returned. See umcg_rt_spawn(3).
  */
 struct umcg_rt_worker *umcg_rt_spawn(struct umcg_rt *rt, umcg_rt_fn fn, void *arg,
 				     const struct umcg_rt_spawn_attr *sattr);
@@ -153,8 +154,9 @@ struct umcg_rt_worker *umcg_rt_spawn(struct umcg_rt *rt, umcg_rt_fn fn, void *ar
 /*
  * Wait for w to return and free it; *ret (if not NULL) gets fn's result
  * or umcg_rt_exit()'s argument. A worker that joins parks (its server
- * runs others); another thread sleeps. 0, or -1 with errno EINVAL (NULL,
- * or detached) / EDEADLK (w is the caller).
+ * runs others); another thread sleeps. 0, or -1 with errno EINVAL (NULL)
+ * / EDEADLK (w is the caller). Joining a detached or joined handle is
+ * undefined.
  */
 int umcg_rt_join(struct umcg_rt_worker *w, void **ret);
 
@@ -175,13 +177,18 @@ int umcg_rt_server_index(void);
 int umcg_rt_yield(void);
 
 /*
- * Sleep ns nanoseconds; a worker blocks through the ABI's wrappers (its
- * server runs others), another thread just sleeps. 0 or -1/EPERM never
- * (any thread may call it); -1/EINVAL never; returns 0.
+ * Sleep ns nanoseconds (CLOCK_MONOTONIC; signals do not shorten it). A
+ * worker blocks through the ABI's wrapper (its server runs others
+ * meanwhile, and the worker comes back through the idle-workers list);
+ * any other thread just sleeps. Returns 0.
  */
 int umcg_rt_sleep_ns(uint64_t ns);
 
-/* End the calling worker with result ret (like returning it from fn). */
+/*
+ * End the calling worker with result ret (like returning it from fn; the
+ * stack is unwound with longjmp: no cleanup handlers run). Called by a
+ * thread that is not a worker, it aborts the process.
+ */
 __attribute__((noreturn)) void umcg_rt_exit(void *ret);
 
 /*
@@ -189,10 +196,11 @@ __attribute__((noreturn)) void umcg_rt_exit(void *ret);
  * umcg_rt_park(): the caller sleeps until umcg_rt_unpark() names it; an
  * unpark that came first (a "permit") makes the next park return at
  * once. Returns may be spurious: park in a loop that checks a condition.
- * A worker parks in the runtime (its server runs others); another thread
- * sleeps on a futex. umcg_rt_unpark(w) with w NULL names no one (0).
- * umcg_rt_park: 0. umcg_rt_unpark: 0, or -1/EINVAL (w joined or freed is
- * undefined behaviour: do not).
+ * The parked worker's server runs others meanwhile. umcg_rt_unpark(NULL)
+ * does nothing. Callable from any thread; unparking a handle that was
+ * joined (freed) is undefined.
+ * umcg_rt_park: 0, or -1/EPERM (the caller is not a worker).
+ * umcg_rt_unpark: 0, or -1/EINVAL (a handle that never had a thread).
  */
 int umcg_rt_park(void);
 int umcg_rt_unpark(struct umcg_rt_worker *w);
