@@ -61,6 +61,13 @@ struct umcg_rt_policy;
  * @policy:       the scheduling policy (NULL = umcg_rt_policy_fifo).
  * @pool_max:     exited worker threads kept for reuse (default 256).
  * @stack_size:   stack of a worker thread (0 = 256 KiB).
+ * @preempt_slice_ns: 0 = no preemption (default). Else a timer thread
+ *                wakes every slice and asks the policy's tick() about each
+ *                server's running worker; a worker to preempt gets
+ *                @preempt_signal, whose handler sends it back to the policy
+ *                (UMCG_RT_ENQ_PREEMPT) through the ABI's block and wake
+ *                points. Needs a policy with tick (umcg_rt_policy_prio).
+ * @preempt_signal: 0 = SIGURG. The handler is installed process-wide.
  */
 struct umcg_rt_attr {
 	int nr_servers;
@@ -70,6 +77,8 @@ struct umcg_rt_attr {
 	const struct umcg_rt_policy *policy;
 	int pool_max;
 	size_t stack_size;
+	uint64_t preempt_slice_ns;
+	int preempt_signal;
 };
 
 void umcg_rt_attr_init(struct umcg_rt_attr *attr);
@@ -100,20 +109,22 @@ int umcg_rt_destroy(struct umcg_rt *rt);
  * runs, exact after umcg_rt_shutdown()).
  */
 struct umcg_rt_stats {
-	uint64_t runs;		/* server -> worker switches */
-	uint64_t blocks;	/* runs that ended because the worker blocked */
-	uint64_t wakes;		/* workers taken from the idle-workers list */
-	uint64_t yields;	/* umcg_rt_yield() */
-	uint64_t parks;		/* parks (sync objects, join, umcg_rt_park) */
-	uint64_t switches;	/* direct worker -> worker hand-offs */
-	uint64_t steals;	/* workers a policy's steal() returned */
-	uint64_t idle_waits;	/* idle waits of servers */
-	uint64_t idle_timeouts; /* ... that ended by the idle timeout */
-	uint64_t kicks;		/* idle servers woken by the runtime */
-	uint64_t spawns;	/* umcg_rt_spawn() */
-	uint64_t pool_reuses;	/* ... served by a pooled thread */
-	uint64_t threads;	/* worker threads created */
-	uint64_t exits;		/* workers that returned */
+	uint64_t runs;		  /* server -> worker switches */
+	uint64_t blocks;	  /* runs that ended because the worker blocked */
+	uint64_t wakes;		  /* workers taken from the idle-workers list */
+	uint64_t yields;	  /* umcg_rt_yield() */
+	uint64_t parks;		  /* parks (sync objects, join, umcg_rt_park) */
+	uint64_t switches;	  /* direct worker -> worker hand-offs */
+	uint64_t steals;	  /* workers a policy's steal() returned */
+	uint64_t idle_waits;	  /* idle waits of servers */
+	uint64_t idle_timeouts;	  /* ... that ended by the idle timeout */
+	uint64_t kicks;		  /* idle servers woken by the runtime */
+	uint64_t preempt_signals; /* preemption signals sent */
+	uint64_t preempts;	  /* workers queued back because they were preempted */
+	uint64_t spawns;	  /* umcg_rt_spawn() */
+	uint64_t pool_reuses;	  /* ... served by a pooled thread */
+	uint64_t threads;	  /* worker threads created */
+	uint64_t exits;		  /* workers that returned */
 };
 void umcg_rt_get_stats(struct umcg_rt *rt, struct umcg_rt_stats *out);
 /*
@@ -260,8 +271,11 @@ struct umcg_rt_worker *umcg_rt_worker_of(struct umcg_rt_link *l);
  * @on_block:  w, run by `server`, blocked in the kernel (it comes back
  *             through enqueue with UMCG_RT_ENQ_WAKE). May be NULL.
  * @on_wake:   w came back from a block, before its enqueue. May be NULL.
- * @tick:      called by each server on every scheduling decision, with
- *             the time in ns (umcg_now_ns()). May be NULL.
+ * @tick:      preemption (attr.preempt_slice_ns): called by the runtime's
+ *             timer every slice for each server that runs a worker, with
+ *             that worker's priority and how long it has run (ns);
+ *             return 1 to preempt it. May be NULL (never preempt). Runs
+ *             on the timer thread, concurrently with the other ops.
  * The runtime counts queued workers itself (enqueue +1, a worker returned
  * by pick_next/steal -1): a policy must return every enqueued worker
  * exactly once, and never one it was not given.
@@ -275,7 +289,7 @@ struct umcg_rt_policy {
 	struct umcg_rt_worker *(*steal)(void *pd, int server);
 	void (*on_block)(void *pd, int server, struct umcg_rt_worker *w);
 	void (*on_wake)(void *pd, int server, struct umcg_rt_worker *w);
-	void (*tick)(void *pd, int server, uint64_t now_ns);
+	int (*tick)(void *pd, int server, int running_prio, uint64_t ran_ns, uint64_t slice_ns);
 };
 
 /* One global first-in first-out queue. */
@@ -283,7 +297,15 @@ extern const struct umcg_rt_policy umcg_rt_policy_fifo;
 /* A FIFO queue per server; an idle server steals the oldest from another. */
 extern const struct umcg_rt_policy umcg_rt_policy_steal;
 
-/* "fifo", "steal" -> policy; NULL/EINVAL for another name. */
+/*
+ * Strict priorities (spawn attr priority, clamped to 0..7; 7 runs first),
+ * FIFO within a level, one global queue. Its tick preempts a running
+ * worker when a worker of a higher level is queued, or one of the same
+ * level is and the running one has used its slice (round robin).
+ */
+extern const struct umcg_rt_policy umcg_rt_policy_prio;
+
+/* "fifo", "steal", "prio" -> policy; NULL/EINVAL for another name. */
 const struct umcg_rt_policy *umcg_rt_policy_by_name(const char *name);
 
 /* ---- synchronisation objects ---------------------------------------------- */

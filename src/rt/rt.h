@@ -74,10 +74,15 @@ struct rt_server {
 	_Atomic int why;
 	_Atomic(struct rt_thread *) why_th;
 	_Atomic(struct rt_thread *) cur; /* the thread it runs (switch_to updates it) */
+	/* preemption: the current run, for the timer (relaxed; a stale read only
+	 * makes a spurious or a missed signal) */
+	_Atomic uint64_t run_start, run_seq;
+	_Atomic int cur_prio;
+	uint64_t sig_seq; /* the run the timer signalled last (timer only) */
 	_Atomic int exited;
 	/* counters: relaxed atomics, written by the server and its workers */
 	_Atomic uint64_t runs, blocks, wakes, yields, parks, switches, steals, idle_waits,
-	    idle_timeouts, kicks;
+	    idle_timeouts, kicks, preempts;
 	pthread_t thread;
 } __attribute__((aligned(64)));
 
@@ -92,8 +97,13 @@ struct rt_thread {
 	_Atomic(struct umcg_rt_worker *) next; /* handed over by spawn to a pooled thread */
 	struct umcg_rt_worker self_w;	       /* placeholder (see thread_main) */
 	struct rt_thread *pool_next;	       /* under rt->pool_lock */
-	struct rt_thread *all_next;	       /* under rt->pool_lock */
-	jmp_buf exit_jb;		       /* umcg_rt_exit() */
+	struct rt_thread *drain_next; /* drain_idle_workers (a pooled thread may block too) */
+	struct rt_thread *all_next;   /* under rt->pool_lock */
+	jmp_buf exit_jb;	      /* umcg_rt_exit() */
+	/* preemption (the signal handler runs on this thread) */
+	_Atomic int nopreempt;	     /* > 0: in the runtime's critical code */
+	_Atomic int preempt_pending; /* a signal came while nopreempt > 0 */
+	_Atomic int preempted;	     /* set by the handler before its block point */
 	pthread_t thread;
 } __attribute__((aligned(64)));
 
@@ -123,7 +133,12 @@ struct umcg_rt {
 	bool pool_closed;
 	int pool_len;
 	struct rt_thread *pool, *all;
-	_Atomic uint64_t spawns, pool_reuses, threads, exits;
+	_Atomic uint64_t spawns, pool_reuses, threads, exits, preempt_signals;
+	_Atomic uint64_t wakes, preempts; /* drained by the timer */
+	/* preemption timer (attr.preempt_slice_ns) */
+	bool timer_on;
+	_Atomic int timer_stop;
+	pthread_t timer;
 };
 
 /* ---- per-thread context ------------------------------------------------- */
@@ -132,6 +147,30 @@ extern __thread struct rt_thread *rt__self_thread; /* a worker thread of a runti
 extern __thread struct rt_server *rt__self_server; /* a server thread */
 
 /* ---- small helpers -------------------------------------------------------- */
+
+/*
+ * No preemption while a worker is inside the runtime's critical code
+ * (spin locks, the policy, waking servers, the library's read sections):
+ * a signal that comes meanwhile is remembered and acted on when the count
+ * drops to 0 (preempt.c). Only the thread itself and its signal handler
+ * touch these words.
+ */
+void rt__preempt_self(struct rt_thread *th);
+
+static inline void rt__nopreempt_inc(void)
+{
+	struct rt_thread *th = rt__self_thread;
+	if (th)
+		atomic_fetch_add(&th->nopreempt, 1);
+}
+
+static inline void rt__nopreempt_dec(void)
+{
+	struct rt_thread *th = rt__self_thread;
+	if (th && atomic_fetch_sub(&th->nopreempt, 1) == 1 &&
+	    atomic_exchange(&th->preempt_pending, 0))
+		rt__preempt_self(th);
+}
 
 static inline void rt__relax(void)
 {
@@ -147,6 +186,7 @@ static inline void rt__relax(void)
 static inline void rt__spin_lock(_Atomic uint32_t *l)
 {
 	unsigned n = 0;
+	rt__nopreempt_inc();
 	for (;;) {
 		if (!atomic_exchange_explicit(l, 1, memory_order_acquire))
 			return;
@@ -162,6 +202,7 @@ static inline void rt__spin_lock(_Atomic uint32_t *l)
 static inline void rt__spin_unlock(_Atomic uint32_t *l)
 {
 	atomic_store_explicit(l, 0, memory_order_release);
+	rt__nopreempt_dec();
 }
 
 static inline void rt__count(_Atomic uint64_t *c)
@@ -183,6 +224,9 @@ void rt__make_runnable(struct umcg_rt *rt, struct umcg_rt_worker *w, unsigned fl
 /* Wake an idle server while some are idle and work is queued (server.c). */
 void rt__kick(struct umcg_rt *rt, struct rt_server *by);
 
+/* Take the idle-workers list into the policy (server.c); s NULL: not a server. */
+void rt__drain_idle_workers(struct umcg_rt *rt, struct rt_server *s);
+
 /* Start server threads; stop them (server.c). */
 int rt__servers_start(struct umcg_rt *rt);
 void rt__servers_stop(struct umcg_rt *rt);
@@ -191,6 +235,12 @@ void rt__servers_stop(struct umcg_rt *rt);
 int rt__thread_start(struct umcg_rt *rt, struct umcg_rt_worker *w);
 void rt__unpark_thread(struct rt_thread *th);
 void rt__park_thread(struct rt_thread *th);
+
+/* Preemption timer and signal handler (preempt.c). */
+int rt__preempt_start(struct umcg_rt *rt);
+void rt__preempt_stop(struct umcg_rt *rt);
+/* Record the start of a run of th on s (for the timer). */
+void rt__run_started(struct rt_server *s, struct rt_thread *th);
 
 /* Futex helpers on a count (runtime.c). */
 void rt__futex_wait(_Atomic uint32_t *word, uint32_t val, int ms);

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +75,10 @@ UMCG_RT_EXPORT struct umcg_rt *umcg_rt_create(const struct umcg_rt_attr *attr)
 	if (a.nr_servers < 0 || a.nr_servers > 4096 || a.pool_max < 0 ||
 	    (unsigned)a.idle_design > UMCG_IDLE_TID_WORD ||
 	    (a.policy && (!a.policy->enqueue || !a.policy->pick_next)) ||
-	    (a.stack_size && a.stack_size < 16384)) {
+	    (a.stack_size && a.stack_size < 16384) || a.preempt_signal < 0 ||
+	    a.preempt_signal >= NSIG || a.preempt_signal == SIGKILL ||
+	    a.preempt_signal == SIGSTOP ||
+	    (a.preempt_slice_ns && !(a.policy ? a.policy : &umcg_rt_policy_fifo)->tick)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -84,6 +88,8 @@ UMCG_RT_EXPORT struct umcg_rt *umcg_rt_create(const struct umcg_rt_attr *attr)
 		a.policy = &umcg_rt_policy_fifo;
 	if (!a.stack_size)
 		a.stack_size = 256 * 1024;
+	if (!a.preempt_signal)
+		a.preempt_signal = SIGURG;
 
 	struct umcg_rt *rt = aligned_alloc(64, (sizeof *rt + 63) & ~(size_t)63);
 	if (!rt) {
@@ -114,6 +120,13 @@ UMCG_RT_EXPORT struct umcg_rt *umcg_rt_create(const struct umcg_rt_attr *attr)
 		for (int i = 0; i < a.nr_servers; i++)
 			if (rt->servers[i].epfd >= 0)
 				close(rt->servers[i].epfd);
+		errno = e;
+		goto fail_pol;
+	}
+	if (a.preempt_slice_ns && rt__preempt_start(rt)) {
+		int e = errno;
+		atomic_store(&rt->stopping, 1);
+		rt__servers_stop(rt);
 		errno = e;
 		goto fail_pol;
 	}
@@ -174,6 +187,7 @@ UMCG_RT_EXPORT int umcg_rt_shutdown(struct umcg_rt *rt)
 		rt__unpark_thread(th);
 	}
 	wait_zero(&rt->nr_threads);
+	rt__preempt_stop(rt);
 	rt__servers_stop(rt);
 
 	rt__spin_lock(&rt->pool_lock);
@@ -227,6 +241,7 @@ static void add_server(struct umcg_rt_stats *o, struct rt_server *s)
 	o->idle_waits += SUM(idle_waits);
 	o->idle_timeouts += SUM(idle_timeouts);
 	o->kicks += SUM(kicks);
+	o->preempts += SUM(preempts);
 }
 #undef SUM
 
@@ -239,6 +254,9 @@ UMCG_RT_EXPORT void umcg_rt_get_stats(struct umcg_rt *rt, struct umcg_rt_stats *
 	o->pool_reuses = atomic_load_explicit(&rt->pool_reuses, memory_order_relaxed);
 	o->threads = atomic_load_explicit(&rt->threads, memory_order_relaxed);
 	o->exits = atomic_load_explicit(&rt->exits, memory_order_relaxed);
+	o->preempt_signals = atomic_load_explicit(&rt->preempt_signals, memory_order_relaxed);
+	o->wakes += atomic_load_explicit(&rt->wakes, memory_order_relaxed);
+	o->preempts += atomic_load_explicit(&rt->preempts, memory_order_relaxed);
 }
 
 UMCG_RT_EXPORT int umcg_rt_get_server_stats(struct umcg_rt *rt, int server, struct umcg_rt_stats *o)

@@ -77,20 +77,23 @@ void rt__kick(struct umcg_rt *rt, struct rt_server *by)
 
 void rt__make_runnable(struct umcg_rt *rt, struct umcg_rt_worker *w, unsigned flags)
 {
+	rt__nopreempt_inc(); /* the policy's locks, the idle group's read sections */
 	struct rt_server *s = hint_server(rt);
 	atomic_fetch_add(&rt->nr_queued, 1); /* before: never below the queued count */
 	rt->pol->enqueue(rt->pd, s ? s->idx : -1, w, flags);
 	rt__kick(rt, s);
+	rt__nopreempt_dec();
 }
 
 /*
  * Take every worker the ABI queued, oldest first (the list is a stack:
  * reverse it), re-pointing each (umcg_idle_workers_next) before it may
- * run again, and hand them to the policy.
+ * run again, and hand them to the policy. s NULL: the preemption timer
+ * does it (the policy must see workers that wait behind busy servers).
  */
-static void drain_idle_workers(struct rt_server *s)
+void rt__drain_idle_workers(struct umcg_rt *rt, struct rt_server *s)
 {
-	struct umcg_rt *rt = s->rt;
+	int idx = s ? s->idx : -1;
 	struct umcg_task *t = umcg_idle_workers_pop_all(&rt->grp.idle_workers);
 	if (!t)
 		return;
@@ -99,26 +102,29 @@ static void drain_idle_workers(struct rt_server *s)
 	while (t) {
 		struct umcg_task *next = umcg_idle_workers_next(t, &rt->grp.idle_workers);
 		struct rt_thread *th = rt_container_of(t, struct rt_thread, task);
-		th->pool_next = first; /* a thread on the idle list is not in the pool */
+		th->drain_next = first; /* not pool_next: a pooled thread may block too */
 		first = th;
 		n++;
 		t = next;
 	}
 	atomic_fetch_add(&rt->nr_queued, n);
 	for (struct rt_thread *th = first; th;) {
-		struct rt_thread *next = th->pool_next;
-		th->pool_next = NULL;
+		struct rt_thread *next = th->drain_next;
+		th->drain_next = NULL;
 		struct umcg_rt_worker *w = atomic_load_explicit(&th->cur, memory_order_relaxed);
 		unsigned flags = UMCG_RT_ENQ_WAKE;
 		if (th->fresh) {
 			th->fresh = false;
 			flags = UMCG_RT_ENQ_NEW;
+		} else if (atomic_exchange(&th->preempted, 0)) {
+			flags = UMCG_RT_ENQ_PREEMPT; /* its handler went through the wake point */
+			rt__count(s ? &s->preempts : &rt->preempts);
 		} else {
-			rt__count(&s->wakes);
+			rt__count(s ? &s->wakes : &rt->wakes);
 			if (rt->pol->on_wake)
-				rt->pol->on_wake(rt->pd, s->idx, w);
+				rt->pol->on_wake(rt->pd, idx, w);
 		}
-		rt->pol->enqueue(rt->pd, s->idx, w, flags);
+		rt->pol->enqueue(rt->pd, idx, w, flags);
 		th = next;
 	}
 }
@@ -150,6 +156,8 @@ static void run_thread(struct rt_server *s, struct rt_thread *th)
 	atomic_store_explicit(&th->srv, s, memory_order_relaxed);
 	atomic_store_explicit(&s->cur, th, memory_order_relaxed);
 	__atomic_store_n(&th->task.server_tid, s->tid, __ATOMIC_RELAXED);
+	if (s->rt->timer_on)
+		rt__run_started(s, th);
 	umcg_state_store(&s->task, UMCG_TASK_IDLE);
 	uint32_t exp = UMCG_TASK_IDLE;
 	if (!umcg_state_cas(&th->task, &exp, UMCG_TASK_RUNNING))
@@ -172,6 +180,8 @@ static void run_thread(struct rt_server *s, struct rt_thread *th)
 	struct umcg_rt *rt = s->rt;
 	switch (why) {
 	case RT_WHY_NONE: /* cur blocked in the kernel; it comes back via the idle list */
+		if (atomic_load(&cur->preempted))
+			break; /* preempted (its handler's block point), not blocked */
 		rt__count(&s->blocks);
 		if (rt->pol->on_block)
 			rt->pol->on_block(rt->pd, s->idx,
@@ -271,9 +281,7 @@ static void *server_main(void *arg)
 	__atomic_store_n(&me->server_tid, s->tid, __ATOMIC_RELEASE);
 
 	for (;;) {
-		if (rt->pol->tick)
-			rt->pol->tick(rt->pd, s->idx, umcg_now_ns());
-		drain_idle_workers(s);
+		rt__drain_idle_workers(rt, s);
 		struct umcg_rt_worker *w = next_worker(s);
 		if (w) {
 			if (atomic_load(&rt->nr_queued) > 0)

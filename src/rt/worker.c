@@ -157,7 +157,9 @@ UMCG_RT_EXPORT int umcg_rt_switch_to(struct umcg_rt_worker *to, unsigned flags)
 	struct rt_thread *tt = to->th;
 	bool park = flags & UMCG_RT_SWITCH_PARK;
 	uint32_t v = RT_PK_PARKED;
+	rt__nopreempt_inc(); /* not between the claim of `to` and our LOCKED state */
 	if (!atomic_compare_exchange_strong(&tt->pk, &v, RT_PK_NONE)) {
+		rt__nopreempt_dec();
 		rt__unpark_thread(tt);
 		if (park)
 			rt__park_thread(th);
@@ -168,6 +170,7 @@ UMCG_RT_EXPORT int umcg_rt_switch_to(struct umcg_rt_worker *to, unsigned flags)
 	struct umcg_rt *rt = th->rt;
 	struct rt_server *s = atomic_load_explicit(&th->srv, memory_order_relaxed);
 	umcg_state_store(&th->task, UMCG_TASK_IDLE | UMCG_TF_LOCKED);
+	rt__nopreempt_dec(); /* LOCKED: block points ignore us from here on */
 	bool requeue = !park;
 	if (park) {
 		v = RT_PK_NOTIFIED;
@@ -183,11 +186,13 @@ UMCG_RT_EXPORT int umcg_rt_switch_to(struct umcg_rt_worker *to, unsigned flags)
 	}
 	rt__count(&s->switches);
 	if (requeue) {
+		rt__nopreempt_inc();
 		atomic_fetch_add(&rt->nr_queued, 1);
 		rt->pol->enqueue(rt->pd, s->idx,
 				 atomic_load_explicit(&th->cur, memory_order_relaxed),
 				 UMCG_RT_ENQ_YIELD);
 		rt__kick(rt, s);
+		rt__nopreempt_dec();
 	}
 	unsigned n = 0;
 	while (umcg_state_load(&tt->task) != UMCG_TASK_IDLE)
@@ -198,6 +203,8 @@ UMCG_RT_EXPORT int umcg_rt_switch_to(struct umcg_rt_worker *to, unsigned flags)
 	atomic_store_explicit(&tt->srv, s, memory_order_relaxed);
 	atomic_store_explicit(&s->cur, tt, memory_order_relaxed);
 	__atomic_store_n(&tt->task.server_tid, s->tid, __ATOMIC_RELAXED);
+	if (rt->timer_on)
+		rt__run_started(s, tt);
 	uint32_t exp = UMCG_TASK_IDLE;
 	if (!umcg_state_cas(&tt->task, &exp, UMCG_TASK_RUNNING))
 		rt__fatal("switch: target tid %u in state %#x, not IDLE", tt->tid, exp);
@@ -419,6 +426,7 @@ UMCG_RT_EXPORT struct umcg_rt_worker *umcg_rt_spawn(struct umcg_rt *rt, umcg_rt_
 	 * stopping, then waits for nr_live 0: either it waits for us, or we
 	 * see stopping.
 	 */
+	rt__nopreempt_inc(); /* malloc and pthread_create hold libc locks */
 	atomic_fetch_add(&rt->nr_live, 1);
 	if (atomic_load(&rt->stopping)) {
 		errno = ECANCELED;
@@ -445,6 +453,7 @@ UMCG_RT_EXPORT struct umcg_rt_worker *umcg_rt_spawn(struct umcg_rt *rt, umcg_rt_
 		w->th = th;
 		atomic_store_explicit(&th->next, w, memory_order_release);
 		rt__unpark_thread(th);
+		rt__nopreempt_dec();
 		return w;
 	}
 	atomic_fetch_add(&rt->nr_threads, 1);
@@ -456,10 +465,14 @@ UMCG_RT_EXPORT struct umcg_rt_worker *umcg_rt_spawn(struct umcg_rt *rt, umcg_rt_
 		errno = e == ENOMEM ? ENOMEM : EAGAIN;
 		goto undo;
 	}
+	rt__nopreempt_dec();
 	return w;
 undo:
 	if (atomic_fetch_sub(&rt->nr_live, 1) == 1)
 		rt__futex_wake_all(&rt->nr_live);
+	int err = errno;
+	rt__nopreempt_dec();
+	errno = err;
 	return NULL;
 }
 
