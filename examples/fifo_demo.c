@@ -22,7 +22,7 @@
  *
  * Usage: fifo_demo [-i stack|eventfd|tid] [-s servers] [-w workers] [-n ops]
  *                  [-c compute_us] [-u sleep_us] [-p] [-H] [-T idle_ms]
- *                  [-t watchdog_s]
+ *                  [-t watchdog_s] [-x trace.json]
  * Exit status: 0 if every worker completed every operation and all the
  * counters agree; 1 on a failed check; 2 on bad usage; 3 if the watchdog
  * saw no progress (a lost wake-up: a library or runtime bug).
@@ -47,16 +47,17 @@
 
 /* ---- configuration ------------------------------------------------------- */
 
-static int nr_servers;	     /* -s */
-static int nr_workers = 64;  /* -w */
-static long nr_ops = 200;    /* -n */
-static long compute_us = 50; /* -c */
-static long sleep_us = 300;  /* -u */
-static bool pin_servers;     /* -p */
-static bool no_cpu_hint;     /* -H */
-static long idle_timeout_ms; /* -T, 0: idle waits without timeout */
-static long watchdog_s = 20; /* -t */
-static int nr_cpus;	     /* CPUs we may run on */
+static int nr_servers;	       /* -s */
+static int nr_workers = 64;    /* -w */
+static long nr_ops = 200;      /* -n */
+static long compute_us = 50;   /* -c */
+static long sleep_us = 300;    /* -u */
+static bool pin_servers;       /* -p */
+static bool no_cpu_hint;       /* -H */
+static long idle_timeout_ms;   /* -T, 0: idle waits without timeout */
+static long watchdog_s = 20;   /* -t */
+static const char *trace_path; /* -x */
+static int nr_cpus;	       /* CPUs we may run on */
 static int cpu_list[CPU_SETSIZE];
 static enum umcg_idle_design idle_design = UMCG_IDLE_STACK; /* -i */
 
@@ -176,6 +177,7 @@ static void usage(const char *argv0)
 	fprintf(stderr,
 		"usage: %s [-i stack|eventfd|tid] [-s servers] [-w workers] [-n ops]\n"
 		"          [-c compute_us] [-u sleep_us] [-p] [-H] [-T idle_ms] [-t watchdog_s]\n"
+		"          [-x trace.json]\n"
 		"  -i D  idle-server design (umcg_idle.h): stack (v0.3, default), eventfd\n"
 		"        (the review's idle_fd), tid (v0.4's idle_server_tid_ptr)\n"
 		"  -s N  servers (default: one per CPU we may run on)\n"
@@ -186,7 +188,8 @@ static void usage(const char *argv0)
 		"  -p    pin server i to CPU i (mod the number of CPUs)\n"
 		"  -H    no current-CPU placement hint (umcg_tune(UMCG_TUNE_CURRENT_CPU_HINT, 0))\n"
 		"  -T MS idle waits time out after MS milliseconds (default: no timeout)\n"
-		"  -t S  watchdog: fail if nothing progresses for S seconds (default 20)\n",
+		"  -t S  watchdog: fail if nothing progresses for S seconds (default 20)\n"
+		"  -x F  trace the servers, write Chrome/Perfetto trace JSON to F\n",
 		argv0);
 	exit(2);
 }
@@ -229,7 +232,7 @@ static double tv_s(struct timeval tv)
 static void parse_args(int argc, char **argv)
 {
 	int opt;
-	while ((opt = getopt(argc, argv, "i:s:w:n:c:u:pHT:t:h")) != -1) {
+	while ((opt = getopt(argc, argv, "i:s:w:n:c:u:pHT:t:x:h")) != -1) {
 		switch (opt) {
 		case 'i':
 			if (umcg_idle_design_parse(optarg, &idle_design))
@@ -261,6 +264,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 't':
 			watchdog_s = parse_num(optarg, 1, 3600, argv[0]);
+			break;
+		case 'x':
+			trace_path = optarg;
 			break;
 		default:
 			usage(argv[0]);
@@ -351,6 +357,8 @@ int main(int argc, char **argv)
 	attr.idle_timeout_ns = (uint64_t)idle_timeout_ms * 1000000;
 	attr.policy = &umcg_rt_policy_fifo;
 	attr.pool_max = 0; /* every worker thread ends with its worker: exact counts */
+	if (trace_path)
+		attr.trace_events = 1u << 20;
 
 	char idle_tmo[32] = "none";
 	if (idle_timeout_ms)
@@ -436,6 +444,13 @@ int main(int argc, char **argv)
 		       (unsigned long long)ss.kicks);
 	}
 
+	if (trace_path) {
+		if (umcg_rt_trace_export(rt, trace_path))
+			fail("umcg_rt_trace_export(%s): %s", trace_path, strerror(errno));
+		else
+			printf("  trace               %s (chrome://tracing, ui.perfetto.dev)\n",
+			       trace_path);
+	}
 	umcg_rt_destroy(rt);
 	for (int i = 0; i < NR_PIPES; i++) {
 		close(pipes[i][0]);

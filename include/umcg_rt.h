@@ -68,6 +68,10 @@ struct umcg_rt_policy;
  *                (UMCG_RT_ENQ_PREEMPT) through the ABI's block and wake
  *                points. Needs a policy with tick (umcg_rt_policy_prio).
  * @preempt_signal: 0 = SIGURG. The handler is installed process-wide.
+ * @trace_events: 0 = no tracing (default). Else each server keeps a ring
+ *                of the last trace_events events (run, block, yield, park,
+ *                switch, preempt, idle, wake, steal; ns timestamps);
+ *                umcg_rt_trace_export() writes them as Chrome trace JSON.
  */
 struct umcg_rt_attr {
 	int nr_servers;
@@ -79,6 +83,7 @@ struct umcg_rt_attr {
 	size_t stack_size;
 	uint64_t preempt_slice_ns;
 	int preempt_signal;
+	uint32_t trace_events;
 };
 
 void umcg_rt_attr_init(struct umcg_rt_attr *attr);
@@ -134,6 +139,16 @@ void umcg_rt_get_stats(struct umcg_rt *rt, struct umcg_rt_stats *out);
 int umcg_rt_get_server_stats(struct umcg_rt *rt, int server, struct umcg_rt_stats *out);
 
 int umcg_rt_nr_servers(const struct umcg_rt *rt);
+
+/*
+ * Write the servers' trace rings (attr.trace_events) to `path` as Chrome /
+ * Perfetto trace JSON: one lane per server, a slice per run (named by the
+ * worker's tid, with how it ended) and per idle wait, instants for wakes,
+ * steals and direct switches. Call it after umcg_rt_shutdown() for a
+ * consistent trace. 0, or -1 with errno EINVAL (rt NULL, tracing off) or
+ * the error of fopen()/fclose().
+ */
+int umcg_rt_trace_export(struct umcg_rt *rt, const char *path);
 
 /* ---- workers ---------------------------------------------------------- */
 

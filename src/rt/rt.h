@@ -63,6 +63,29 @@ struct umcg_rt_worker {
 	struct umcg_rt_wg done; /* 1 until fn returned */
 };
 
+/* ---- tracing (trace.c) ---- */
+enum rt_ev {
+	RT_EV_RUN_BEGIN = 1, /* tid: the worker */
+	RT_EV_RUN_END,	     /* arg: enum rt_end */
+	RT_EV_IDLE_BEGIN,
+	RT_EV_IDLE_END,
+	RT_EV_WAKE,  /* arg: workers taken from the idle-workers list */
+	RT_EV_STEAL, /* tid: the worker stolen */
+};
+enum rt_end { RT_END_BLOCK, RT_END_YIELD, RT_END_PARK, RT_END_EXIT, RT_END_PREEMPT, RT_END_SWITCH };
+
+struct rt_event {
+	uint64_t ts;
+	uint32_t tid;
+	uint16_t type, arg;
+};
+
+struct rt_trace {
+	_Atomic uint64_t head;
+	uint32_t size;
+	struct rt_event ev[];
+};
+
 struct rt_server {
 	struct umcg_task task; /* first: 64-byte aligned */
 	struct umcg_rt *rt;
@@ -80,6 +103,7 @@ struct rt_server {
 	_Atomic int cur_prio;
 	uint64_t sig_seq; /* the run the timer signalled last (timer only) */
 	_Atomic int exited;
+	struct rt_trace *trace; /* NULL: tracing off */
 	/* counters: relaxed atomics, written by the server and its workers */
 	_Atomic uint64_t runs, blocks, wakes, yields, parks, switches, steals, idle_waits,
 	    idle_timeouts, kicks, preempts;
@@ -241,6 +265,16 @@ int rt__preempt_start(struct umcg_rt *rt);
 void rt__preempt_stop(struct umcg_rt *rt);
 /* Record the start of a run of th on s (for the timer). */
 void rt__run_started(struct rt_server *s, struct rt_thread *th);
+
+/* Tracing (trace.c): rt__trace only when s->trace is not NULL. */
+int rt__trace_init(struct umcg_rt *rt);
+void rt__trace_free(struct umcg_rt *rt);
+void rt__trace(struct rt_server *s, enum rt_ev type, uint32_t tid, uint32_t arg);
+#define RT_TRACE(s, type, tid, arg)                                                                \
+	do {                                                                                       \
+		if ((s)->trace)                                                                    \
+			rt__trace((s), (type), (tid), (arg));                                      \
+	} while (0)
 
 /* Futex helpers on a count (runtime.c). */
 void rt__futex_wait(_Atomic uint32_t *word, uint32_t val, int ms);

@@ -110,6 +110,10 @@ UMCG_RT_EXPORT struct umcg_rt *umcg_rt_create(const struct umcg_rt_attr *attr)
 	memset(rt->servers, 0, sz);
 	for (int i = 0; i < a.nr_servers; i++)
 		rt->servers[i].epfd = -1;
+	if (rt__trace_init(rt)) {
+		errno = ENOMEM;
+		goto fail_mem;
+	}
 	if (umcg_idle_group_init(&rt->grp, a.idle_design))
 		goto fail_mem;
 	rt->pd = rt->pol->init ? rt->pol->init(a.nr_servers) : NULL;
@@ -140,6 +144,7 @@ fail_grp : {
 	errno = e;
 }
 fail_mem:
+	rt__trace_free(rt);
 	free(rt->servers);
 	free(rt);
 	return NULL;
@@ -218,6 +223,7 @@ UMCG_RT_EXPORT int umcg_rt_destroy(struct umcg_rt *rt)
 	if (rt->pol->fini)
 		rt->pol->fini(rt->pd);
 	umcg_idle_group_destroy(&rt->grp);
+	rt__trace_free(rt);
 	free(rt->servers);
 	free(rt);
 	return 0;

@@ -108,6 +108,8 @@ void rt__drain_idle_workers(struct umcg_rt *rt, struct rt_server *s)
 		t = next;
 	}
 	atomic_fetch_add(&rt->nr_queued, n);
+	if (s)
+		RT_TRACE(s, RT_EV_WAKE, 0, (uint32_t)(n > 65535 ? 65535 : n));
 	for (struct rt_thread *th = first; th;) {
 		struct rt_thread *next = th->drain_next;
 		th->drain_next = NULL;
@@ -158,6 +160,7 @@ static void run_thread(struct rt_server *s, struct rt_thread *th)
 	__atomic_store_n(&th->task.server_tid, s->tid, __ATOMIC_RELAXED);
 	if (s->rt->timer_on)
 		rt__run_started(s, th);
+	RT_TRACE(s, RT_EV_RUN_BEGIN, th->tid, 0);
 	umcg_state_store(&s->task, UMCG_TASK_IDLE);
 	uint32_t exp = UMCG_TASK_IDLE;
 	if (!umcg_state_cas(&th->task, &exp, UMCG_TASK_RUNNING))
@@ -178,6 +181,16 @@ static void run_thread(struct rt_server *s, struct rt_thread *th)
 	struct rt_thread *wt = atomic_load_explicit(&s->why_th, memory_order_relaxed);
 	struct rt_thread *cur = atomic_load_explicit(&s->cur, memory_order_relaxed);
 	struct umcg_rt *rt = s->rt;
+	if (s->trace) {
+		static const uint16_t ends[] = {[RT_WHY_NONE] = RT_END_BLOCK,
+						[RT_WHY_YIELD] = RT_END_YIELD,
+						[RT_WHY_PARK] = RT_END_PARK,
+						[RT_WHY_EXIT] = RT_END_EXIT};
+		uint16_t end = why >= 0 && why <= RT_WHY_EXIT ? ends[why] : RT_END_BLOCK;
+		if (why == RT_WHY_NONE && atomic_load(&cur->preempted))
+			end = RT_END_PREEMPT;
+		rt__trace(s, RT_EV_RUN_END, 0, end);
+	}
 	switch (why) {
 	case RT_WHY_NONE: /* cur blocked in the kernel; it comes back via the idle list */
 		if (atomic_load(&cur->preempted))
@@ -231,6 +244,7 @@ static void server_idle(struct rt_server *s)
 	atomic_fetch_add(&rt->nr_idle, 1);
 	if (atomic_load(&rt->nr_queued) <= 0 && !atomic_load(&rt->done)) {
 		rt__count(&s->idle_waits);
+		RT_TRACE(s, RT_EV_IDLE_BEGIN, 0, 0);
 		uint64_t deadline = 0;
 		if (rt->attr.idle_timeout_ns)
 			deadline = umcg_now_ns() + rt->attr.idle_timeout_ns;
@@ -243,6 +257,7 @@ static void server_idle(struct rt_server *s)
 					  strerror(errno));
 			rt__count(&s->idle_timeouts);
 		}
+		RT_TRACE(s, RT_EV_IDLE_END, 0, 0);
 		if (low_state(&s->task) != UMCG_TASK_RUNNING)
 			rt__fatal("server %d: state %#x after its idle wait", s->idx,
 				  umcg_state_load(&s->task));
@@ -256,8 +271,10 @@ static struct umcg_rt_worker *next_worker(struct rt_server *s)
 	struct umcg_rt_worker *w = rt->pol->pick_next(rt->pd, s->idx);
 	if (!w && rt->pol->steal) {
 		w = rt->pol->steal(rt->pd, s->idx);
-		if (w)
+		if (w) {
 			rt__count(&s->steals);
+			RT_TRACE(s, RT_EV_STEAL, w->th ? w->th->tid : 0, 0);
+		}
 	}
 	if (w)
 		atomic_fetch_sub(&rt->nr_queued, 1);

@@ -205,6 +205,10 @@ UMCG_RT_EXPORT int umcg_rt_switch_to(struct umcg_rt_worker *to, unsigned flags)
 	__atomic_store_n(&tt->task.server_tid, s->tid, __ATOMIC_RELAXED);
 	if (rt->timer_on)
 		rt__run_started(s, tt);
+	if (s->trace) { /* we run on s while it sleeps: its ring is ours to write */
+		rt__trace(s, RT_EV_RUN_END, 0, RT_END_SWITCH);
+		rt__trace(s, RT_EV_RUN_BEGIN, tt->tid, 0);
+	}
 	uint32_t exp = UMCG_TASK_IDLE;
 	if (!umcg_state_cas(&tt->task, &exp, UMCG_TASK_RUNNING))
 		rt__fatal("switch: target tid %u in state %#x, not IDLE", tt->tid, exp);
