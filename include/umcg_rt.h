@@ -62,7 +62,7 @@ struct umcg_rt_policy;
  * @pool_max:     exited worker threads kept for reuse (default 256).
  * @stack_size:   stack of a worker thread (0 = 256 KiB).
  * @preempt_slice_ns: 0 = no preemption (default). Else a timer thread
- *                wakes every slice and asks the policy's tick() about each
+ *                wakes 4 times per slice and asks the policy's tick() about each
  *                server's running worker; a worker to preempt gets
  *                @preempt_signal, whose handler sends it back to the policy
  *                (UMCG_RT_ENQ_PREEMPT) through the ABI's block and wake

@@ -4,7 +4,7 @@
  * about each running worker, and the signal handler that parks a worker.
  *
  * Who: with attr.preempt_slice_ns set, a plain thread (not a UMCG task)
- * wakes every slice, moves the idle-workers list into the policy (so that
+ * wakes four times per slice, moves the idle-workers list into the policy (so that
  * a worker that woke up behind busy servers is seen), and for each server that runs a worker it
  * reads the run's start, number and priority (written by whoever started the run: run_thread or
  * switch_to) and asks the policy's tick(); a 1 sends the preemption signal to the worker's thread
@@ -76,7 +76,14 @@ static void *timer_main(void *arg)
 	uint64_t slice = rt->attr.preempt_slice_ns;
 	int sig = rt->attr.preempt_signal;
 	pid_t pid = getpid();
-	struct timespec ts = {(time_t)(slice / 1000000000ull), (long)(slice % 1000000000ull)};
+	/*
+	 * Wake 4 times per slice: a worker that woke up behind busy servers
+	 * waits for the next look at the idle-workers list, so this bounds
+	 * an urgent worker's wake-up latency to about a quarter slice (tick
+	 * itself decides when a slice is used up, from ran_ns).
+	 */
+	uint64_t period = slice / 4 > 50000 ? slice / 4 : 50000;
+	struct timespec ts = {(time_t)(period / 1000000000ull), (long)(period % 1000000000ull)};
 	while (!atomic_load(&rt->timer_stop)) {
 		clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
 		/*

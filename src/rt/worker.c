@@ -482,7 +482,7 @@ undo:
 
 UMCG_RT_EXPORT int umcg_rt_join(struct umcg_rt_worker *w, void **ret)
 {
-	if (!w || atomic_load(&w->refs) < 1) {
+	if (!w) {
 		errno = EINVAL;
 		return -1;
 	}
