@@ -60,6 +60,10 @@ TEST_T(create_errors, 20)
 	CHECK_EQ(errno, EINVAL);
 	CHECK(umcg_rt_spawn(NULL, (umcg_rt_fn)(void (*)(void))abort, NULL, NULL) == NULL);
 	CHECK_EQ(errno, EINVAL);
+	struct umcg_rt_stats st;
+	CHECK_ERR(umcg_rt_get_server_stats(rt, umcg_rt_nr_servers(rt), &st), EINVAL);
+	CHECK_ERR(umcg_rt_get_server_stats(rt, -1, &st), EINVAL);
+	CHECK_EQ(umcg_rt_get_server_stats(rt, 0, &st), 0);
 	CHECK_EQ(umcg_rt_shutdown(rt), 0);
 	CHECK_ERR(umcg_rt_shutdown(rt), EALREADY);
 	CHECK(umcg_rt_spawn(rt, (umcg_rt_fn)(void (*)(void))abort, NULL, NULL) == NULL);
