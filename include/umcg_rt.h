@@ -133,8 +133,10 @@ struct umcg_rt_stats {
 };
 void umcg_rt_get_stats(struct umcg_rt *rt, struct umcg_rt_stats *out);
 /*
- * The counters of server `server` only (the runtime-wide ones, spawns to
- * exits, are 0). 0, or -1/EINVAL (rt NULL, server out of range).
+ * The counters of server `server` only (the runtime-wide ones are 0:
+ * spawns to exits, preempt_signals, and wakes/preempts that the
+ * preemption timer took from the idle-workers list). 0, or -1/EINVAL (rt
+ * NULL, server out of range).
  */
 int umcg_rt_get_server_stats(struct umcg_rt *rt, int server, struct umcg_rt_stats *out);
 
@@ -287,7 +289,7 @@ struct umcg_rt_worker *umcg_rt_worker_of(struct umcg_rt_link *l);
  *             through enqueue with UMCG_RT_ENQ_WAKE). May be NULL.
  * @on_wake:   w came back from a block, before its enqueue. May be NULL.
  * @tick:      preemption (attr.preempt_slice_ns): called by the runtime's
- *             timer every slice for each server that runs a worker, with
+ *             timer 4 times per slice for each server that runs a worker, with
  *             that worker's priority and how long it has run (ns);
  *             return 1 to preempt it. May be NULL (never preempt). Runs
  *             on the timer thread, concurrently with the other ops.
