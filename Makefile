@@ -104,7 +104,7 @@ spin:
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 include/umcg.h include/umcg_lists.h include/umcg_wrap.h include/umcg_idle.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/umcg.h include/umcg_lists.h include/umcg_wrap.h include/umcg_idle.h include/umcg_rt.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(O)/libumcg.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(O)/libumcg.so $(DESTDIR)$(PREFIX)/lib/libumcg.so.$(SOVER)
 	ln -sf libumcg.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libumcg.so
@@ -114,7 +114,7 @@ install: lib
 	install -m 644 docs/man/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/ 2>/dev/null || true
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/include/umcg.h $(DESTDIR)$(PREFIX)/include/umcg_lists.h $(DESTDIR)$(PREFIX)/include/umcg_wrap.h $(DESTDIR)$(PREFIX)/include/umcg_idle.h
+	rm -f $(DESTDIR)$(PREFIX)/include/umcg.h $(DESTDIR)$(PREFIX)/include/umcg_lists.h $(DESTDIR)$(PREFIX)/include/umcg_wrap.h $(DESTDIR)$(PREFIX)/include/umcg_idle.h $(DESTDIR)$(PREFIX)/include/umcg_rt.h
 	rm -f $(DESTDIR)$(PREFIX)/lib/libumcg.a $(DESTDIR)$(PREFIX)/lib/libumcg.so $(DESTDIR)$(PREFIX)/lib/libumcg.so.$(SOVER)
 	rm -f $(DESTDIR)$(PREFIX)/lib/pkgconfig/umcg.pc
 

@@ -1,183 +1,87 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fifo_demo.c - a complete M:N scheduler on the UMCG v0.3 ABI (libumcg).
+ * fifo_demo.c - M workers on N servers in first-in first-out order, on the
+ * umcg runtime (umcg_rt.h).
  *
- * N servers (one per CPU by default) run M workers (64 by default) in
- * first-in first-out order. Each worker does K operations (200 by
- * default); one operation is
+ * N servers (one per CPU by default) run M workers (64 by default). Each
+ * worker does K operations (200 by default); one operation is
  *
  *     ~50 us of computation              (a busy loop: runs on a server's CPU)
- *     umcg_usleep(300)                   (really sleeps: a block and a wake)
- *     umcg_write() + umcg_read() of one byte on a pipe  (two short syscalls)
+ *     usleep(300)                        (really sleeps: a block and a wake)
+ *     write() + read() of one byte on a pipe  (two short syscalls)
  *
- * Every blocking call goes through the umcg_wrap.h wrappers, which make the
- * worker BLOCKED (its server gets its CPU back) before the call and queue
- * it on the idle-workers list after the call (a server must pick it up
- * again). So the demo shows every transition of the v0.3 state machine:
- * registration (T1, T2), context switches (T3/T4), block (T6), wake (T7),
- * waking idle servers (T8), worker exit with "wake your server" (T10).
- * The same scheduler runs unchanged on each of the three idle-server
- * designs of umcg_idle.h (-i), through struct umcg_idle_group.
- *
- * This file is meant to be read as the reference for writing a scheduler
- * on the v0.3 ABI. The rules it follows (each is marked "RULE" below):
- *
- *   1. A server that switches to a worker makes ITSELF IDLE before it
- *      makes the worker RUNNING. (The other order loses a wake-up: the
- *      worker could run and block before the server is IDLE; the block
- *      point then sees a RUNNING server and wakes nobody.)
- *   2. The idle-workers list is a LIFO stack: reverse it for FIFO.
- *      Re-point each worker (umcg_idle_workers_next) before it runs.
- *   3. A server with nothing to run waits in umcg_idle_group_wait(), which
- *      implements the idle protocol of the group's design (-i): the v0.3
- *      idle-servers stack, the review's eventfd, or v0.4's tid word. For
- *      the idle-workers list the library keeps the no-lost-wake-up rule
- *      itself (announce with a seq_cst RMW, re-check the list with a
- *      seq_cst load, then sleep; libumcg appends with a seq_cst RMW, then
- *      looks for an announced server). The scheduler's OWN work (its run
- *      queue, the shutdown flag) needs the same store-load pattern one level
- *      up: a server counts itself in nr_idle (seq_cst RMW) before it
- *      re-checks rq_len and done (seq_cst loads); whoever adds work changes
- *      rq_len or done with a seq_cst RMW and then reads nr_idle. One of the
- *      two sees the other. No explicit fence is needed anywhere.
- *   4. Other servers are woken only with umcg_idle_group_wake_one(), which
- *      takes an idle server and wakes it inside one grace-period read
- *      section (never a pop followed by your own wake-up). A server counted
- *      in nr_idle may not have announced itself to the group yet, so a
- *      waker that must not miss it retries until wake_one() succeeds or
- *      nr_idle (or the work) is gone.
- *   5. umcg_idle_group_wait() returns with the server RUNNING and its
- *      announcement withdrawn (on the stack: its node unlinked by a GC), so
- *      it may be called again at once. A return may be spurious: always
- *      look for work again.
- *   6. Idle waits may have a timeout (-T). A server that times out while a
- *      waker has already taken it waits, inside umcg_idle_group_wait(), for
- *      that wake-up and for a grace period, so the late wake-up cannot end
- *      the server's next switch to a worker.
- *   7. A finishing worker wakes its server itself (v0.3 does not), with
- *      itself LOCKED so nothing is detected in between, then unregisters.
- *
- * Everything the threads share is either an atomic, protected by the run
- * queue mutex, or handed over through a release/acquire pair on an ABI
- * state word (written before the state store, read after the state load):
- * the demo is clean under ThreadSanitizer (make VARIANT=tsan).
+ * The blocking calls are all in blocking_step(), and they are plain libc
+ * calls: libumcg sees the worker really sleep (transparent detection,
+ * docs/detection.md), makes it BLOCKED (its server runs another worker)
+ * and queues it on the idle-workers list when it wakes (a server picks it
+ * up again); a call that does not sleep costs nothing. With -W they go
+ * through the umcg_wrap.h wrappers instead (lazy with detection; without
+ * it, UMCG_DETECT=0, every wrapped call is a block). The scheduler itself - servers,
+ * the idle protocol of the chosen design (-i), the FIFO run queue, worker
+ * registration and exit - is the runtime's: umcg_rt_create() with the
+ * "fifo" policy, umcg_rt_spawn() per worker, umcg_rt_shutdown(). The
+ * hand-written v0.3 scheduler this file used to carry is what
+ * src/rt/server.c and src/rt/worker.c do now (docs/runtime.md).
  *
  * Usage: fifo_demo [-i stack|eventfd|tid] [-s servers] [-w workers] [-n ops]
- *                  [-c compute_us] [-u sleep_us] [-p] [-H] [-T idle_ms]
- *                  [-t watchdog_s]
+ *                  [-c compute_us] [-u sleep_us] [-p|-U] [-W] [-H] [-T idle_ms]
+ *                  [-t watchdog_s] [-x trace.json]
  * Exit status: 0 if every worker completed every operation and all the
  * counters agree; 1 on a failed check; 2 on bad usage; 3 if the watchdog
- * saw no progress (a lost wake-up: a library or scheduler bug).
+ * saw no progress (a lost wake-up: a library or runtime bug).
  */
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "umcg.h"
 #include "umcg_idle.h"
-#include "umcg_lists.h"
+#include "umcg_rt.h"
 #include "umcg_wrap.h"
-
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* ---- configuration ------------------------------------------------------- */
 
-static int nr_servers;		  /* -s */
-static int nr_workers = 64;	  /* -w */
-static long nr_ops = 200;	  /* -n */
-static long compute_us = 50;	  /* -c */
-static long sleep_us = 300;	  /* -u */
-static int pin_servers = -1;	  /* -p 1, -U 0, default: 1 iff servers <= CPUs */
-static bool use_wrappers;	  /* -W */
-static bool no_cpu_hint;	  /* -H */
-static long idle_timeout_ms;	  /* -T, 0: idle waits without timeout */
-static long watchdog_s = 20;	  /* -t */
-static int nr_cpus;		  /* CPUs we may run on */
-static int cpu_list[CPU_SETSIZE]; /* their ids */
-
-/* -i: how idle servers wait and are found (umcg_idle.h) */
-static enum umcg_idle_design idle_design = UMCG_IDLE_STACK;
+static int nr_servers;	       /* -s */
+static int nr_workers = 64;    /* -w */
+static long nr_ops = 200;      /* -n */
+static long compute_us = 50;   /* -c */
+static long sleep_us = 300;    /* -u */
+static int pin_servers = -1;   /* -p 1, -U 0; default: 1 iff servers <= CPUs */
+static bool use_wrappers;      /* -W */
+static bool no_cpu_hint;       /* -H */
+static long idle_timeout_ms;   /* -T, 0: idle waits without timeout */
+static long watchdog_s = 20;   /* -t */
+static const char *trace_path; /* -x */
+static int nr_cpus;	       /* CPUs we may run on */
+static int cpu_list[CPU_SETSIZE];
+static enum umcg_idle_design idle_design = UMCG_IDLE_STACK; /* -i */
 
 enum { NR_PIPES = 8 };
 static int pipes[NR_PIPES][2];
 
-/* ---- the scheduler's data ------------------------------------------------ */
-
-/*
- * The idle-signalling state of this scheduling group, for the design
- * chosen with -i: the idle-workers head (libumcg pushes workers that woke
- * up, the servers take them) and the design's words (idle-servers stack,
- * tid word, or eventfd). Workers point at it (umcg_idle_group_worker_init);
- * servers wait in it (umcg_idle_group_wait) and wake each other through it
- * (umcg_idle_group_wake_one). The fields are the library's business.
- */
-static struct umcg_idle_group grp;
-
-/* Servers inside server_idle(): the announcement of RULE 3 for our own work. */
-static _Atomic int nr_idle;
-
-/*
- * A server. struct umcg_task must be 64-byte aligned and must stay valid
- * while the thread is registered and as long as anybody may name its tid:
- * all of them live in one array freed by main() after every thread ended.
- */
-struct worker;
-struct server {
-	struct umcg_task task; /* the ABI struct (first member, 64-byte aligned) */
-	uint32_t tid;
-	int idx;
-	int cpu;				  /* -p: the CPU it is pinned to, else -1 */
-	_Atomic(struct worker *) finished_worker; /* set by a worker that exits, RULE 7 */
-	_Atomic int exited;			  /* for the watchdog */
-	/* counters, written only by the server thread, read after join */
-	long runs;	     /* switches to a worker */
-	long blocks;	     /* runs that ended with the worker asleep (T6) */
-	long iwl_taken;	     /* workers taken from the idle-workers list */
-	long idle_sleeps;    /* umcg_idle_group_wait() calls */
-	long idle_timeouts;  /* ... that returned ETIMEDOUT (-T) */
-	long kicks;	     /* idle servers this server woke: more queued work */
-	long shutdown_wakes; /* idle servers this server woke at shutdown */
-	long finishes;	     /* workers that finished while run by this server */
-	long errors;
-	pthread_t thread;
-} __attribute__((aligned(64)));
-
-/* A worker: one application thread. */
+/* A worker's bookkeeping (the runtime owns the thread and its umcg_task). */
 struct worker {
-	struct umcg_task task;
-	uint32_t tid; /* written before registration */
 	int idx;
-	struct server *server;	/* the server running it (user bookkeeping) */
-	struct worker *rq_next; /* run queue link */
 	_Atomic int finished;
 	_Atomic long ops; /* completed operations (read by the watchdog) */
-	bool detected;	  /* libumcg sees it sleep in any call (umcg_detect_thread) */
+	bool detected;	  /* libumcg sees it sleep anywhere (umcg_detect_thread) */
 	long interrupted; /* plain sleeps interrupted by a late detection signal */
 	long errors;
-	pthread_t thread;
-} __attribute__((aligned(64)));
+	struct umcg_rt_worker *h;
+};
 
-static struct server *servers;
 static struct worker *workers;
-
-/* The user-space run queue: FIFO, shared by all servers. */
-static pthread_mutex_t rq_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct worker *rq_head, *rq_tail;
-static _Atomic long rq_len; /* written under rq_lock, read without it */
-
-static _Atomic int nr_finished; /* workers that completed all their ops */
-static _Atomic int done;	/* set once, by the server that sees the last one */
+static _Atomic int nr_finished;
 static _Atomic int nr_failures;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -192,7 +96,6 @@ static void fail(const char *fmt, ...)
 	atomic_fetch_add(&nr_failures, 1);
 }
 
-/* An error the scheduler cannot continue after. */
 static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void fatal(const char *fmt, ...)
 {
@@ -203,263 +106,6 @@ static void fatal(const char *fmt, ...)
 	fputc('\n', stderr);
 	va_end(ap);
 	_exit(1);
-}
-
-static inline uint32_t low_state(const struct umcg_task *t)
-{
-	return umcg_state_load(t) & UMCG_TF_STATE_MASK;
-}
-
-/* ---- run queue ------------------------------------------------------------ */
-
-/* Append the chain first..last (n workers, in FIFO order) at the tail. */
-static void rq_append(struct worker *first, struct worker *last, long n)
-{
-	pthread_mutex_lock(&rq_lock);
-	if (rq_tail)
-		rq_tail->rq_next = first;
-	else
-		rq_head = first;
-	rq_tail = last;
-	atomic_fetch_add(&rq_len, n);
-	pthread_mutex_unlock(&rq_lock);
-}
-
-/* Pop the head; *left gets the number of workers still queued. */
-static struct worker *rq_pop(long *left)
-{
-	pthread_mutex_lock(&rq_lock);
-	struct worker *w = rq_head;
-	if (w) {
-		rq_head = w->rq_next;
-		if (!rq_head)
-			rq_tail = NULL;
-		w->rq_next = NULL;
-		atomic_fetch_sub(&rq_len, 1);
-	}
-	*left = atomic_load(&rq_len);
-	pthread_mutex_unlock(&rq_lock);
-	return w;
-}
-
-/*
- * RULE 2: take every worker libumcg queued, oldest first.
- *
- * umcg_idle_workers_pop_all() returns the chain newest first (it is a
- * stack). Walking it with umcg_idle_workers_next() also restores each
- * worker's idle_workers_ptr to the head address, which must happen
- * before the worker runs again (its next wake point pushes there).
- * Prepending each one to a local list reverses the chain.
- */
-static void drain_idle_workers(struct server *s)
-{
-	struct umcg_task *t = umcg_idle_workers_pop_all(&grp.idle_workers);
-	if (!t)
-		return;
-	struct worker *first = NULL, *last = NULL;
-	long n = 0;
-	while (t) {
-		struct umcg_task *next = umcg_idle_workers_next(t, &grp.idle_workers);
-		struct worker *w = container_of(t, struct worker, task);
-		/* A queued worker is IDLE until a server makes it RUNNING. */
-		if (low_state(t) != UMCG_TASK_IDLE) {
-			fail("worker %d queued in state %#x", w->idx, umcg_state_load(t));
-			s->errors++;
-		}
-		w->rq_next = first;
-		first = w;
-		if (!last)
-			last = w;
-		n++;
-		t = next;
-	}
-	s->iwl_taken += n;
-	rq_append(first, last, n);
-}
-
-/* ---- waking idle servers ------------------------------------------------- */
-
-/*
- * More workers are queued than this server can run: wake one idle server
- * so they run in parallel. libumcg wakes an idle server only when it
- * appends a worker to the idle-workers list; workers moved to our own run
- * queue are our business. rq_len was raised with a seq_cst RMW before
- * this (rq_append), so an idle server that we do not count in nr_idle
- * here sees it (RULE 3); one that we do count is woken (RULE 4).
- */
-static void kick_idle_server(struct server *s)
-{
-	while (atomic_load(&nr_idle) && atomic_load(&rq_len)) {
-		if (umcg_idle_group_wake_one(&grp)) {
-			s->kicks++;
-			return;
-		}
-		sched_yield(); /* counted, but not waiting in the group yet */
-	}
-}
-
-/*
- * Shutdown: every worker has finished; wake every server that is idle.
- * done was set (seq_cst RMW) before this, so a server that enters
- * server_idle() after our last look at nr_idle sees it and does not wait.
- * Keep waking until no server is left in server_idle(): wake_one() can
- * find nobody while a counted server is on its way into (or out of) the
- * group wait, or, on the stack, while popped nodes wait for their GC.
- */
-static void wake_all_idle_servers(struct server *s)
-{
-	int n;
-	while ((n = atomic_load(&nr_idle))) {
-		if (!umcg_idle_group_wake_one(&grp)) {
-			sched_yield(); /* counted, but not waiting in the group (yet) */
-			continue;
-		}
-		s->shutdown_wakes++;
-		/*
-		 * Give the woken server up to 1 ms to leave before we wake
-		 * again (an eventfd write stays pending until a server reads
-		 * it, so writing again at once would only add counts).
-		 */
-		uint64_t until = umcg_now_ns() + 1000000;
-		while (atomic_load(&nr_idle) == n && umcg_now_ns() < until)
-			sched_yield();
-	}
-}
-
-/* ---- the server ------------------------------------------------------------ */
-
-/*
- * Run worker w until it blocks, finishes, or (not in this demo) yields.
- * This is a context switch: T3 for the server, T4 for the worker.
- */
-static void run_worker(struct server *s, struct worker *w)
-{
-	struct umcg_task *me = &s->task;
-
-	w->server = s; /* published by the state store below (release) */
-	__atomic_store_n(&w->task.server_tid, s->tid, __ATOMIC_RELAXED);
-	/* RULE 1: IDLE ourselves first, then the worker RUNNING. */
-	umcg_state_store(me, UMCG_TASK_IDLE);
-	uint32_t expected = UMCG_TASK_IDLE;
-	if (!umcg_state_cas(&w->task, &expected, UMCG_TASK_RUNNING))
-		fatal("worker %d to run is in state %#x, not IDLE", w->idx, expected);
-	__atomic_store_n(&me->next_tid, w->tid, __ATOMIC_RELAXED);
-	s->runs++;
-
-	/*
-	 * Wake w (placed on our CPU) and sleep until something makes us
-	 * RUNNING: w's block point (T6), or w itself when it finishes.
-	 * ESRCH: w ran, finished and unregistered before we got here (it
-	 * did make us RUNNING first): just wait for RUNNING, which returns
-	 * at once.
-	 */
-	while (umcg_wait(0, 0)) {
-		if (errno == ESRCH)
-			__atomic_store_n(&me->next_tid, 0, __ATOMIC_RELAXED);
-		else if (errno != EINTR)
-			fatal("server %d: umcg_wait: %s", s->idx, strerror(errno));
-	}
-	__atomic_store_n(&me->next_tid, 0, __ATOMIC_RELAXED); /* not consumed by umcg_wait */
-
-	/*
-	 * Back to RUNNING. w's state tells little by now: if it blocked, it may
-	 * already have woken up and be run by another server (and may even
-	 * have finished there). So a finishing worker tells its server itself
-	 * (finished_worker, set before it woke us: the acquire load of our
-	 * state in umcg_wait makes it visible).
-	 */
-	struct worker *fw =
-	    atomic_exchange_explicit(&s->finished_worker, NULL, memory_order_acquire);
-	if (!fw)
-		s->blocks++; /* it went to sleep (T6): it comes back through the list */
-	if (fw) {
-		if (fw != w)
-			fatal("server %d: worker %d finished while %d was run", s->idx, fw->idx,
-			      w->idx);
-		s->finishes++;
-		if (atomic_load(&nr_finished) == nr_workers && !atomic_exchange(&done, 1))
-			wake_all_idle_servers(s);
-	}
-}
-
-/*
- * Nothing to run: wait in the group until libumcg (a worker woke up),
- * another server (kick) or the shutdown wakes us, or -T expires.
- */
-static void server_idle(struct server *s)
-{
-	struct umcg_task *me = &s->task;
-
-	/* RULE 3: count ourselves idle, then look at our own work again. */
-	atomic_fetch_add(&nr_idle, 1);
-	if (!atomic_load(&rq_len) && !atomic_load(&done)) {
-		s->idle_sleeps++;
-		uint64_t deadline = 0;
-		if (idle_timeout_ms)
-			deadline = umcg_now_ns() + (uint64_t)idle_timeout_ms * 1000000;
-		/* RULES 3, 5, 6: the library re-checks the idle-workers list. */
-		if (umcg_idle_group_wait(&grp, me, deadline)) {
-			if (errno != ETIMEDOUT)
-				fatal("server %d: umcg_idle_group_wait: %s", s->idx,
-				      strerror(errno));
-			s->idle_timeouts++;
-		}
-		if (low_state(me) != UMCG_TASK_RUNNING) {
-			fail("server %d back from its idle wait in state %#x", s->idx,
-			     umcg_state_load(me));
-			s->errors++;
-		}
-	}
-	atomic_fetch_sub(&nr_idle, 1);
-}
-
-static void *server_main(void *arg)
-{
-	struct server *s = arg;
-	struct umcg_task *me = &s->task;
-
-	if (s->cpu >= 0) {
-		/* Before registering: libumcg records this affinity as "allowed". */
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(s->cpu, &set);
-		int e = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-		if (e)
-			fatal("server %d: pin to CPU %d: %s", s->idx, s->cpu, strerror(e));
-	}
-
-	/* T1: a server registers RUNNING, with all tids zero ... */
-	memset(me, 0, sizeof *me);
-	me->state = UMCG_TASK_RUNNING;
-	me->api_version = UMCG_API_VERSION;
-	if (umcg_ctl(UMCG_CTL_REGISTER, me))
-		fatal("server %d: umcg_ctl(REGISTER): %s", s->idx, strerror(errno));
-	/*
-	 * ... then names itself in server_tid: umcg_idle_group_wait() needs
-	 * it, and it is how a waker that took this server finds its thread.
-	 */
-	s->tid = umcg_gettid();
-	__atomic_store_n(&me->server_tid, s->tid, __ATOMIC_RELEASE);
-
-	for (;;) {
-		drain_idle_workers(s);
-		long left;
-		struct worker *w = rq_pop(&left);
-		if (w) {
-			if (left)
-				kick_idle_server(s);
-			run_worker(s, w);
-			continue;
-		}
-		if (atomic_load(&done))
-			break;
-		server_idle(s);
-	}
-
-	if (umcg_ctl(UMCG_CTL_UNREGISTER, NULL))
-		fatal("server %d: umcg_ctl(UNREGISTER): %s", s->idx, strerror(errno));
-	atomic_store(&s->exited, 1);
-	return NULL;
 }
 
 /* ---- the worker -------------------------------------------------------------- */
@@ -474,22 +120,28 @@ static void compute(uint64_t ns)
 	} while (umcg_now_ns() < end);
 }
 
-/* After a wrapper returned, a worker is running again: RUNNING, with a server. */
+/*
+ * After a wrapper returned, a worker runs again: its ABI struct is
+ * RUNNING with a server, and the runtime knows which server that is.
+ */
 static void check_running(struct worker *w, const char *what)
 {
-	uint32_t st = umcg_state_load(&w->task);
-	uint32_t server_tid = __atomic_load_n(&w->task.server_tid, __ATOMIC_RELAXED);
-	if ((st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING || !server_tid) {
-		fail("worker %d after %s: state %#x server_tid %u", w->idx, what, st, server_tid);
+	struct umcg_task *t = umcg_self();
+	uint32_t st = t ? umcg_state_load(t) : 0;
+	uint32_t server_tid = t ? __atomic_load_n(&t->server_tid, __ATOMIC_RELAXED) : 0;
+	if ((st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING || !server_tid ||
+	    umcg_rt_server_index() < 0) {
+		fail("worker %d after %s: state %#x server_tid %u server %d", w->idx, what, st,
+		     server_tid, umcg_rt_server_index());
 		w->errors++;
 	}
 }
 
 /*
- * usleep() without a wrapper. A detection signal that comes late (in
- * some VMs the kernel's irq_work is delivered up to a tick late,
- * docs/detection.md) can interrupt the sleep: count it and sleep on to
- * the same deadline.
+ * usleep() without a wrapper. A detection signal that comes late (in some
+ * VMs the kernel's irq_work is delivered up to a tick late,
+ * docs/detection.md) can interrupt the sleep: count it and sleep on to the
+ * same deadline.
  */
 static int plain_sleep(struct worker *w, long us)
 {
@@ -505,75 +157,41 @@ static int plain_sleep(struct worker *w, long us)
 	return r ? -1 : 0;
 }
 
+/*
+ * The workload's blocking calls, all in one place: plain libc calls (the
+ * worker's server runs others while it really sleeps, and it comes back
+ * through the idle-workers list), or with -W (or without detection) the
+ * wrappers. A byte goes through a pipe shared by a few workers: each
+ * worker writes before it reads, so a read never waits long.
+ */
+static void blocking_step(struct worker *w)
+{
+	int *p = pipes[w->idx % NR_PIPES];
+	bool wrap = use_wrappers || !w->detected;
+	if (wrap ? umcg_usleep((unsigned int)sleep_us) : plain_sleep(w, sleep_us))
+		fail("worker %d: usleep: %s", w->idx, strerror(errno));
+	check_running(w, "usleep");
+	char c = (char)w->idx;
+	if ((wrap ? umcg_write(p[1], &c, 1) : write(p[1], &c, 1)) != 1)
+		fail("worker %d: write: %s", w->idx, strerror(errno));
+	check_running(w, "write");
+	if ((wrap ? umcg_read(p[0], &c, 1) : read(p[0], &c, 1)) != 1)
+		fail("worker %d: read: %s", w->idx, strerror(errno));
+	check_running(w, "read");
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct umcg_task *me = &w->task;
-	int *p = pipes[w->idx % NR_PIPES];
-
-	/* T2: a worker registers IDLE, with its idle-workers head ... */
-	memset(me, 0, sizeof *me);
-	me->state = UMCG_TASK_IDLE;
-	me->api_version = UMCG_API_VERSION;
-	umcg_idle_group_worker_init(&grp, me); /* the group's words, per design */
-	w->tid = umcg_gettid();		       /* published by libumcg's push (release) */
-	/* ... and is queued as idle: the call returns once a server runs it. */
-	if (umcg_ctl(UMCG_CTL_REGISTER | UMCG_CTL_WORKER, me))
-		fatal("worker %d: umcg_ctl(REGISTER|WORKER): %s", w->idx, strerror(errno));
-	check_running(w, "registration");
+	check_running(w, "start");
 	w->detected = umcg_detect_thread(-1) == 1;
-	/* without detection (unavailable, UMCG_DETECT=0), only the wrappers show blocks */
-	bool wrap = use_wrappers || !w->detected;
-
 	for (long i = 0; i < nr_ops; i++) {
 		compute((uint64_t)compute_us * 1000);
-
-		/*
-		 * Plain libc calls: libumcg sees the worker sleep (T6) and parks
-		 * it when it wakes (T7) by itself. With -W the umcg_wrap.h
-		 * wrappers bracket them instead (a block is then reported only
-		 * if the call really slept, or on every call without detection).
-		 */
-		if (wrap ? umcg_usleep((unsigned int)sleep_us) : plain_sleep(w, sleep_us))
-			fail("worker %d: usleep: %s", w->idx, strerror(errno));
-		check_running(w, "usleep");
-
-		/*
-		 * A byte through a pipe shared by a few workers: each worker
-		 * writes before it reads, so a read never waits long.
-		 */
-		char c = (char)w->idx;
-		if ((wrap ? umcg_write(p[1], &c, 1) : write(p[1], &c, 1)) != 1)
-			fail("worker %d: write: %s", w->idx, strerror(errno));
-		check_running(w, "write");
-		if ((wrap ? umcg_read(p[0], &c, 1) : read(p[0], &c, 1)) != 1)
-			fail("worker %d: read: %s", w->idx, strerror(errno));
-		check_running(w, "read");
-
+		blocking_step(w);
 		atomic_store_explicit(&w->ops, i + 1, memory_order_relaxed);
 	}
-
-	/*
-	 * RULE 7 (T10): we are RUNNING and our server sleeps in umcg_wait()
-	 * with us as its next_tid. LOCK ourselves (no detection from here
-	 * on), record that we finished, make the server RUNNING and wake it,
-	 * then unregister (which does not wake anybody).
-	 */
-	struct server *s = w->server;
-	umcg_state_store(me, UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
-	atomic_store_explicit(&w->finished, 1, memory_order_relaxed);
-	atomic_store_explicit(&s->finished_worker, w, memory_order_relaxed);
+	atomic_store(&w->finished, 1);
 	atomic_fetch_add(&nr_finished, 1);
-	uint32_t expected = UMCG_TASK_IDLE;
-	if (!umcg_state_cas(&s->task, &expected, UMCG_TASK_RUNNING))
-		fatal("worker %d: its server %d is in state %#x, not IDLE", w->idx, s->idx,
-		      expected);
-	__atomic_store_n(&me->next_tid, __atomic_load_n(&me->server_tid, __ATOMIC_RELAXED),
-			 __ATOMIC_RELAXED);
-	if (umcg_wait(UMCG_WAIT_WAKE_ONLY, 0) && errno != ESRCH)
-		fatal("worker %d: wake server: %s", w->idx, strerror(errno));
-	if (umcg_ctl(UMCG_CTL_UNREGISTER, NULL))
-		fatal("worker %d: umcg_ctl(UNREGISTER): %s", w->idx, strerror(errno));
 	return NULL;
 }
 
@@ -583,21 +201,24 @@ static void usage(const char *argv0)
 {
 	fprintf(stderr,
 		"usage: %s [-i stack|eventfd|tid] [-s servers] [-w workers] [-n ops]\n"
-		"          [-c compute_us] [-u sleep_us] [-p] [-H] [-T idle_ms] [-t watchdog_s]\n"
+		"          [-c compute_us] [-u sleep_us] [-p|-U] [-W] [-H] [-T idle_ms]\n"
+		"          [-t watchdog_s]\n"
+		"          [-x trace.json]\n"
 		"  -i D  idle-server design (umcg_idle.h): stack (v0.3, default), eventfd\n"
 		"        (the review's idle_fd), tid (v0.4's idle_server_tid_ptr)\n"
 		"  -s N  servers (default: one per CPU we may run on)\n"
 		"  -w M  workers (default 64)\n"
 		"  -n K  operations per worker (default 200)\n"
 		"  -c U  computation per operation, microseconds (default 50)\n"
-		"  -u U  umcg_usleep() per operation, microseconds (default 300)\n"
+		"  -u U  usleep() per operation, microseconds (default 300)\n"
 		"  -p    pin server i to CPU i (mod the number of CPUs); the default when\n"
 		"        there are no more servers than CPUs\n"
-		"  -U    do not pin servers\n"
-		"  -W    workers call the umcg_wrap.h wrappers, not plain libc calls\n"
+		"  -U    do not pin the servers\n"
+		"  -W    the blocking calls go through the umcg_wrap.h wrappers\n"
 		"  -H    no current-CPU placement hint (umcg_tune(UMCG_TUNE_CURRENT_CPU_HINT, 0))\n"
 		"  -T MS idle waits time out after MS milliseconds (default: no timeout)\n"
-		"  -t S  watchdog: fail if nothing progresses for S seconds (default 20)\n",
+		"  -t S  watchdog: fail if nothing progresses for S seconds (default 20)\n"
+		"  -x F  trace the servers, write Chrome/Perfetto trace JSON to F\n",
 		argv0);
 	exit(2);
 }
@@ -617,43 +238,18 @@ static uint64_t progress(void)
 	uint64_t p = (uint64_t)atomic_load(&nr_finished);
 	for (int i = 0; i < nr_workers; i++)
 		p += (uint64_t)atomic_load_explicit(&workers[i].ops, memory_order_relaxed);
-	for (int i = 0; i < nr_servers; i++)
-		p += (uint64_t)atomic_load(&servers[i].exited);
 	return p;
 }
 
-/* The watchdog fired: print what every thread is doing, for the bug report. */
 static void dump_state(void)
 {
-	/* the group's words are opaque; read them here only to help debugging */
-	fprintf(stderr,
-		"fifo_demo: no progress for %ld s: lost wake-up?\n"
-		"  design %s: idle_workers %#llx idle_servers %#llx idle_server_tid %u "
-		"idle_fd waiters %u\n"
-		"  nr_idle %d rq_len %ld finished %d/%d done %d\n",
-		watchdog_s, umcg_idle_design_name(idle_design),
-		(unsigned long long)__atomic_load_n(&grp.idle_workers, __ATOMIC_RELAXED),
-		(unsigned long long)__atomic_load_n(&grp.idle_servers, __ATOMIC_RELAXED),
-		__atomic_load_n(&grp.idle_server_tid, __ATOMIC_RELAXED),
-		__atomic_load_n(&grp.idle_fd.waiters, __ATOMIC_RELAXED), atomic_load(&nr_idle),
-		atomic_load(&rq_len), atomic_load(&nr_finished), nr_workers, atomic_load(&done));
-	for (int i = 0; i < nr_servers; i++) {
-		struct server *s = &servers[i];
-		fprintf(stderr, "  server %d tid %u state %#x next_tid %u node %#llx exited %d\n",
-			i, s->tid, umcg_state_load(&s->task),
-			__atomic_load_n(&s->task.next_tid, __ATOMIC_RELAXED),
-			(unsigned long long)__atomic_load_n(&s->task.idle_servers_ptr,
-							    __ATOMIC_RELAXED),
-			atomic_load(&s->exited));
-	}
+	fprintf(stderr, "fifo_demo: no progress for %ld s: lost wake-up? finished %d/%d\n",
+		watchdog_s, atomic_load(&nr_finished), nr_workers);
 	for (int i = 0; i < nr_workers; i++) {
 		struct worker *w = &workers[i];
-		if (atomic_load(&w->finished))
-			continue;
-		fprintf(stderr, "  worker %d tid %u state %#x server_tid %u ops %ld\n", i, w->tid,
-			umcg_state_load(&w->task),
-			__atomic_load_n(&w->task.server_tid, __ATOMIC_RELAXED),
-			atomic_load_explicit(&w->ops, memory_order_relaxed));
+		if (!atomic_load(&w->finished))
+			fprintf(stderr, "  worker %d ops %ld\n", i,
+				atomic_load_explicit(&w->ops, memory_order_relaxed));
 	}
 }
 
@@ -662,22 +258,10 @@ static double tv_s(struct timeval tv)
 	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-int main(int argc, char **argv)
+static void parse_args(int argc, char **argv)
 {
-	cpu_set_t avail;
-	if (sched_getaffinity(0, sizeof avail, &avail))
-		CPU_ZERO(&avail);
-	for (int c = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &avail))
-			cpu_list[nr_cpus++] = c;
-	if (!nr_cpus) {
-		nr_cpus = 1;
-		cpu_list[0] = 0;
-	}
-	nr_servers = nr_cpus;
-
 	int opt;
-	while ((opt = getopt(argc, argv, "i:s:w:n:c:u:pUWHT:t:h")) != -1) {
+	while ((opt = getopt(argc, argv, "i:s:w:n:c:u:pUWHT:t:x:h")) != -1) {
 		switch (opt) {
 		case 'i':
 			if (umcg_idle_design_parse(optarg, &idle_design))
@@ -698,14 +282,14 @@ int main(int argc, char **argv)
 		case 'u':
 			sleep_us = parse_num(optarg, 0, 1000000, argv[0]);
 			break;
-		case 'W':
-			use_wrappers = true;
-			break;
 		case 'p':
 			pin_servers = 1;
 			break;
 		case 'U':
 			pin_servers = 0;
+			break;
+		case 'W':
+			use_wrappers = true;
 			break;
 		case 'H':
 			no_cpu_hint = true;
@@ -716,6 +300,9 @@ int main(int argc, char **argv)
 		case 't':
 			watchdog_s = parse_num(optarg, 1, 3600, argv[0]);
 			break;
+		case 'x':
+			trace_path = optarg;
+			break;
 		default:
 			usage(argv[0]);
 		}
@@ -724,84 +311,12 @@ int main(int argc, char **argv)
 		usage(argv[0]);
 	if (pin_servers < 0) /* one server per CPU: pin them (the fast placement) */
 		pin_servers = nr_servers <= nr_cpus;
-	if (no_cpu_hint && umcg_tune(UMCG_TUNE_CURRENT_CPU_HINT, 0))
-		fatal("umcg_tune: %s", strerror(errno));
-	if (umcg_idle_group_init(&grp, idle_design))
-		fatal("umcg_idle_group_init(%s): %s", umcg_idle_design_name(idle_design),
-		      strerror(errno));
+}
 
-	for (int i = 0; i < NR_PIPES; i++)
-		if (pipe(pipes[i]))
-			fatal("pipe: %s", strerror(errno));
-	servers = aligned_alloc(64, sizeof *servers * (size_t)nr_servers);
-	workers = aligned_alloc(64, sizeof *workers * (size_t)nr_workers);
-	if (!servers || !workers)
-		fatal("out of memory");
-	memset(servers, 0, sizeof *servers * (size_t)nr_servers);
-	memset(workers, 0, sizeof *workers * (size_t)nr_workers);
-
-	char idle_tmo[32] = "none";
-	if (idle_timeout_ms)
-		snprintf(idle_tmo, sizeof idle_tmo, "%ld ms", idle_timeout_ms);
-	printf("fifo_demo: %d servers, %d workers x %ld ops "
-	       "(compute %ld us, usleep %ld us, pipe write+read; %s)\n"
-	       "           %d CPUs, servers %s, current-CPU hint %s\n"
-	       "           idle design %s, idle-wait timeout %s\n",
-	       nr_servers, nr_workers, nr_ops, compute_us, sleep_us,
-	       use_wrappers ? "umcg_wrap.h wrappers" : "plain libc calls", nr_cpus,
-	       pin_servers ? "pinned one per CPU" : "not pinned", no_cpu_hint ? "off" : "on",
-	       umcg_idle_design_name(idle_design), idle_tmo);
-	fflush(stdout);
-
-	/* Small stacks: a worker needs little, and -w 1000 means 1000 threads. */
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, 256 * 1024);
-
-	uint64_t t0 = umcg_now_ns();
-	for (int i = 0; i < nr_servers; i++) {
-		servers[i].idx = i;
-		servers[i].cpu = pin_servers ? cpu_list[i % nr_cpus] : -1;
-		int e = pthread_create(&servers[i].thread, &attr, server_main, &servers[i]);
-		if (e)
-			fatal("pthread_create: %s", strerror(e));
-	}
-	for (int i = 0; i < nr_workers; i++) {
-		workers[i].idx = i;
-		int e = pthread_create(&workers[i].thread, &attr, worker_main, &workers[i]);
-		if (e)
-			fatal("pthread_create: %s", strerror(e));
-	}
-	pthread_attr_destroy(&attr);
-
-	/* Watch for progress while the threads run (main is not a UMCG task). */
-	uint64_t last = progress(), last_change = umcg_now_ns();
-	uint64_t all = (uint64_t)nr_workers * (uint64_t)(nr_ops + 1) + (uint64_t)nr_servers;
-	while (last != all) {
-		usleep(20000);
-		uint64_t p = progress(), now = umcg_now_ns();
-		if (p != last) {
-			last = p;
-			last_change = now;
-		} else if (now - last_change > (uint64_t)watchdog_s * 1000000000ull) {
-			dump_state();
-			_exit(3);
-		}
-	}
-	for (int i = 0; i < nr_workers; i++)
-		pthread_join(workers[i].thread, NULL);
-	for (int i = 0; i < nr_servers; i++)
-		pthread_join(servers[i].thread, NULL);
-	uint64_t t1 = umcg_now_ns();
-
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	double elapsed = (double)(t1 - t0) / 1e9;
-	double cpu = tv_s(ru.ru_utime) + tv_s(ru.ru_stime);
-
-	/* ---- totals and exact checks ---- */
-	long ops = 0, blocks = 0, runs = 0, taken = 0, sleeps = 0, timeouts = 0, kicks = 0;
-	long shutdown_wakes = 0, finishes = 0, errors = 0, interrupted = 0;
+/* Exact checks of the end-of-run counts; returns the total of operations. */
+static long check_totals(const struct umcg_rt_stats *st)
+{
+	long ops = 0, errors = 0, interrupted = 0;
 	int finished = 0, detected = 0;
 	for (int i = 0; i < nr_workers; i++) {
 		struct worker *w = &workers[i];
@@ -814,113 +329,186 @@ int main(int argc, char **argv)
 		errors += w->errors;
 		finished += atomic_load(&w->finished);
 	}
-	for (int i = 0; i < nr_servers; i++) {
-		struct server *s = &servers[i];
-		runs += s->runs;
-		blocks += s->blocks;
-		taken += s->iwl_taken;
-		sleeps += s->idle_sleeps;
-		timeouts += s->idle_timeouts;
-		kicks += s->kicks;
-		shutdown_wakes += s->shutdown_wakes;
-		finishes += s->finishes;
-		errors += s->errors;
-	}
 	long M = nr_workers, K = nr_ops;
 	if (ops != M * K)
 		fail("total ops %ld, expected %ld", ops, M * K);
-	if (finished != M || finishes != M)
-		fail("finished workers %d (seen by servers %ld), expected %ld", finished, finishes,
-		     M);
+	if (finished != M || (long)st->exits != M)
+		fail("finished workers %d (runtime: %llu exits), expected %ld", finished,
+		     (unsigned long long)st->exits, M);
 	/*
 	 * Without detection every wrapper call is one block (T6) and one trip
 	 * through the list (T7). With it, only calls that really slept are
 	 * (usleep always does, the pipe calls rarely): at most 3 per operation.
 	 */
+	long blocks = (long)st->blocks;
 	if (detected != 0 && detected != M)
 		fail("%d of %ld workers detected: expected all or none", detected, M);
 	if (!detected && blocks != 3 * M * K)
-		fail("blocks %ld, expected %ld", blocks, 3 * M * K);
+		fail("blocks %ld, expected %ld (explicit block points)", blocks, 3 * M * K);
 	if (detected && (blocks < 1 || blocks > 3 * M * K))
 		fail("blocks %ld, expected 1..%ld", blocks, 3 * M * K);
-	/* Each worker entered the list once at registration, then once per block. */
-	if (taken != blocks + M)
-		fail("workers taken from the idle list %ld, expected blocks + M = %ld", taken,
-		     blocks + M);
-	/* Each run ends with a block or with the worker's exit. */
-	if (runs != blocks + M)
-		fail("switches %ld, expected blocks + M = %ld", runs, blocks + M);
-	/* Every idle server left server_idle(); a wake-up can only end a wait. */
-	if (atomic_load(&nr_idle))
-		fail("%d servers still counted idle at exit", atomic_load(&nr_idle));
-	/*
-	 * On the stack and the tid word, a successful wake_one() took one
-	 * announced server, whose wait it ended. (An eventfd write is a count
-	 * that any number of waits, or none yet, may consume.)
-	 */
-	if (idle_design != UMCG_IDLE_EVENTFD && kicks + shutdown_wakes > sleeps)
-		fail("%ld servers woken by servers, but only %ld idle waits",
-		     kicks + shutdown_wakes, sleeps);
-	if (!idle_timeout_ms && timeouts)
-		fail("%ld idle waits timed out without a timeout", timeouts);
-	/*
-	 * The group is quiescent: no worker queued, no server announced. (The
-	 * fields are the library's; this is the demo checking the library.)
-	 */
-	if (!umcg_idle_workers_empty(&grp.idle_workers) ||
-	    !umcg_idle_servers_empty(&grp.idle_servers) ||
-	    __atomic_load_n(&grp.idle_servers, __ATOMIC_ACQUIRE) ||
-	    __atomic_load_n(&grp.idle_server_tid, __ATOMIC_ACQUIRE) ||
-	    __atomic_load_n(&grp.idle_fd.waiters, __ATOMIC_ACQUIRE))
-		fail("idle group not quiescent at exit: idle_workers %#llx idle_servers %#llx "
-		     "idle_server_tid %u idle_fd waiters %u",
-		     (unsigned long long)grp.idle_workers, (unsigned long long)grp.idle_servers,
-		     grp.idle_server_tid, grp.idle_fd.waiters);
-	if (atomic_load(&rq_len) || rq_head)
-		fail("run queue not empty at exit");
-	if (errors)
-		fail("%ld protocol errors (see above)", errors);
-
-	printf("  elapsed             %.3f s\n", elapsed);
-	printf("  operations          %ld (%ld workers x %ld), %d workers finished\n", ops, M, K,
-	       finished);
-	printf("  switches            %ld server -> worker runs\n", runs);
-	printf("  blocks              %ld worker RUNNING -> BLOCKED (%s)\n", blocks,
-	       detected ? "seen by libumcg: the worker slept"
-			: "at a wrapper: no transparent detection");
 	if (interrupted)
 		printf("  interrupted sleeps  %ld (EINTR from a late detection signal, resumed)\n",
 		       interrupted);
-	printf("  wakes               %ld workers taken from the idle-workers list\n"
+	/* Each worker entered the list once at registration, then once per block. */
+	long taken = (long)(st->wakes + st->threads);
+	if (taken != blocks + M || (long)st->threads != M)
+		fail("workers taken from the idle list %ld, expected blocks + M = %ld", taken,
+		     blocks + M);
+	/* Each run ends with a block or with the worker's exit (no pool: -> ends). */
+	if ((long)st->runs != blocks + M)
+		fail("switches %llu, expected blocks + M = %ld", (unsigned long long)st->runs,
+		     blocks + M);
+	if (st->yields || st->parks || st->switches)
+		fail("%llu yields, %llu parks, %llu switches: the workload does none",
+		     (unsigned long long)st->yields, (unsigned long long)st->parks,
+		     (unsigned long long)st->switches);
+	/* On the stack and the tid word, a kick took one announced server. */
+	if (idle_design != UMCG_IDLE_EVENTFD && st->kicks > st->idle_waits)
+		fail("%llu servers woken by the runtime, but only %llu idle waits",
+		     (unsigned long long)st->kicks, (unsigned long long)st->idle_waits);
+	if (!idle_timeout_ms && st->idle_timeouts)
+		fail("%llu idle waits timed out without a timeout",
+		     (unsigned long long)st->idle_timeouts);
+	if (errors)
+		fail("%ld protocol errors (see above)", errors);
+	return ops;
+}
+
+int main(int argc, char **argv)
+{
+	cpu_set_t avail;
+	if (sched_getaffinity(0, sizeof avail, &avail))
+		CPU_ZERO(&avail);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &avail))
+			cpu_list[nr_cpus++] = c;
+	if (!nr_cpus) {
+		nr_cpus = 1;
+		cpu_list[0] = 0;
+	}
+	nr_servers = nr_cpus;
+	parse_args(argc, argv);
+	if (no_cpu_hint && umcg_tune(UMCG_TUNE_CURRENT_CPU_HINT, 0))
+		fatal("umcg_tune: %s", strerror(errno));
+	for (int i = 0; i < NR_PIPES; i++)
+		if (pipe(pipes[i]))
+			fatal("pipe: %s", strerror(errno));
+	workers = calloc((size_t)nr_workers, sizeof *workers);
+	if (!workers)
+		fatal("out of memory");
+
+	struct umcg_rt_attr attr;
+	umcg_rt_attr_init(&attr);
+	attr.nr_servers = nr_servers;
+	attr.pin_servers = pin_servers;
+	attr.idle_design = idle_design;
+	attr.idle_timeout_ns = (uint64_t)idle_timeout_ms * 1000000;
+	attr.policy = &umcg_rt_policy_fifo;
+	attr.pool_max = 0; /* every worker thread ends with its worker: exact counts */
+	if (trace_path)
+		attr.trace_events = 1u << 20;
+
+	char idle_tmo[32] = "none";
+	if (idle_timeout_ms)
+		snprintf(idle_tmo, sizeof idle_tmo, "%ld ms", idle_timeout_ms);
+	printf("fifo_demo: %d servers, %d workers x %ld ops "
+	       "(compute %ld us, usleep %ld us, pipe write+read; %s)\n"
+	       "           %d CPUs, servers %s, current-CPU hint %s\n"
+	       "           idle design %s, idle-wait timeout %s, runtime policy %s\n",
+	       nr_servers, nr_workers, nr_ops, compute_us, sleep_us,
+	       use_wrappers ? "umcg_wrap.h wrappers" : "plain libc calls", nr_cpus,
+	       pin_servers ? "pinned one per CPU" : "not pinned", no_cpu_hint ? "off" : "on",
+	       umcg_idle_design_name(idle_design), idle_tmo, attr.policy->name);
+	fflush(stdout);
+
+	uint64_t t0 = umcg_now_ns();
+	struct umcg_rt *rt = umcg_rt_create(&attr);
+	if (!rt)
+		fatal("umcg_rt_create: %s", strerror(errno));
+	for (int i = 0; i < nr_workers; i++) {
+		workers[i].idx = i;
+		workers[i].h = umcg_rt_spawn(rt, worker_main, &workers[i], NULL);
+		if (!workers[i].h)
+			fatal("umcg_rt_spawn: %s", strerror(errno));
+	}
+
+	/* Watch for progress while the workers run (main is not a UMCG task). */
+	uint64_t last = progress(), last_change = umcg_now_ns();
+	uint64_t all = (uint64_t)nr_workers * (uint64_t)(nr_ops + 1);
+	while (last != all) {
+		usleep(20000);
+		uint64_t p = progress(), now = umcg_now_ns();
+		if (p != last) {
+			last = p;
+			last_change = now;
+		} else if (now - last_change > (uint64_t)watchdog_s * 1000000000ull) {
+			dump_state();
+			_exit(3);
+		}
+	}
+	for (int i = 0; i < nr_workers; i++)
+		if (umcg_rt_join(workers[i].h, NULL))
+			fatal("umcg_rt_join: %s", strerror(errno));
+	if (umcg_rt_shutdown(rt))
+		fatal("umcg_rt_shutdown: %s", strerror(errno));
+	uint64_t t1 = umcg_now_ns();
+
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	double elapsed = (double)(t1 - t0) / 1e9;
+	double cpu = tv_s(ru.ru_utime) + tv_s(ru.ru_stime);
+	struct umcg_rt_stats st;
+	umcg_rt_get_stats(rt, &st);
+	long ops = check_totals(&st);
+	long M = nr_workers, K = nr_ops;
+
+	printf("  elapsed             %.3f s\n", elapsed);
+	printf("  operations          %ld (%ld workers x %ld), %llu workers finished\n", ops, M, K,
+	       (unsigned long long)st.exits);
+	printf("  switches            %llu server -> worker runs\n", (unsigned long long)st.runs);
+	printf("  blocks              %llu worker RUNNING -> BLOCKED (%s)\n",
+	       (unsigned long long)st.blocks,
+	       workers[0].detected ? "seen by libumcg: the worker slept"
+				   : "at a wrapper: no transparent detection");
+	printf("  wakes               %llu workers taken from the idle-workers list\n"
 	       "                      (= blocks + %ld registrations)\n",
-	       taken, M);
-	printf("  server idle waits   %ld in the %s group, %ld timed out\n", sleeps,
-	       umcg_idle_design_name(idle_design), timeouts);
-	printf("  idle-server wakes   %ld by a server with more queued work, %ld at shutdown\n"
+	       (unsigned long long)(st.wakes + st.threads), M);
+	printf("  server idle waits   %llu in the %s group, %llu timed out\n",
+	       (unsigned long long)st.idle_waits, umcg_idle_design_name(idle_design),
+	       (unsigned long long)st.idle_timeouts);
+	printf("  idle-server wakes   %llu by the runtime (more queued work)\n"
 	       "                      (the others: libumcg, at a worker's wake point)\n",
-	       kicks, shutdown_wakes);
+	       (unsigned long long)st.kicks);
 	printf("  CPU utilisation     %.1f %% (user %.2f s + sys %.2f s over %.3f s x %d CPUs)\n",
 	       100.0 * cpu / (elapsed * nr_cpus), tv_s(ru.ru_utime), tv_s(ru.ru_stime), elapsed,
 	       nr_cpus);
 	printf("  rate                %.0f switches/s, %.1f us per operation per CPU\n",
-	       (double)runs / elapsed, elapsed * 1e6 * nr_cpus / (double)(M * K));
+	       (double)st.runs / elapsed, elapsed * 1e6 * nr_cpus / (double)(M * K));
 	for (int i = 0; i < nr_servers; i++) {
-		struct server *s = &servers[i];
+		struct umcg_rt_stats ss;
+		umcg_rt_get_server_stats(rt, i, &ss);
 		char cpu_s[16] = "-";
-		if (s->cpu >= 0)
-			snprintf(cpu_s, sizeof cpu_s, "%d", s->cpu);
-		printf("  server %-3d cpu %-3s runs %-8ld idle waits %-6ld kicks %-6ld "
-		       "finishes %ld\n",
-		       i, cpu_s, s->runs, s->idle_sleeps, s->kicks, s->finishes);
+		if (pin_servers)
+			snprintf(cpu_s, sizeof cpu_s, "%d", cpu_list[i % nr_cpus]);
+		printf("  server %-3d cpu %-3s runs %-8llu idle waits %-6llu kicks %llu\n", i,
+		       cpu_s, (unsigned long long)ss.runs, (unsigned long long)ss.idle_waits,
+		       (unsigned long long)ss.kicks);
 	}
 
+	if (trace_path) {
+		if (umcg_rt_trace_export(rt, trace_path))
+			fail("umcg_rt_trace_export(%s): %s", trace_path, strerror(errno));
+		else
+			printf("  trace               %s (chrome://tracing, ui.perfetto.dev)\n",
+			       trace_path);
+	}
+	umcg_rt_destroy(rt);
 	for (int i = 0; i < NR_PIPES; i++) {
 		close(pipes[i][0]);
 		close(pipes[i][1]);
 	}
-	umcg_idle_group_destroy(&grp);
 	free(workers);
-	free(servers);
 	if (atomic_load(&nr_failures)) {
 		printf("fifo_demo: FAILED (%d failed checks)\n", atomic_load(&nr_failures));
 		return 1;

@@ -84,6 +84,7 @@ run_variant() {
 		run_demo "$v -i tid${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/fifo_demo -i tid -n 100
 		run_demo "$v -W${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/fifo_demo -W -n 100
 		run_demo "$v -U${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/fifo_demo -U -n 100
+		run_demo "$v -W explicit${prefix[*]:+ (unpriv)}" "${prefix[@]}" env UMCG_DETECT=0 "$dir"/examples/fifo_demo -W -n 100
 	fi
 	if [ -x "$dir"/examples/epoll_server ]; then
 		run_demo "$v epoll_server${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/epoll_server -n 100

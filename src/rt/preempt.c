@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * preempt.c - time-slice preemption: a timer thread that asks the policy
+ * about each running worker, and the signal handler that parks a worker.
+ *
+ * Who: with attr.preempt_slice_ns set, a plain thread (not a UMCG task)
+ * wakes four times per slice, moves the idle-workers list into the policy (so that
+ * a worker that woke up behind busy servers is seen), and for each server that runs a worker it
+ * reads the run's start, number and priority (written by whoever started the run: run_thread or
+ * switch_to) and asks the policy's tick(); a 1 sends the preemption signal to the worker's thread
+ * (tgkill), once per run.
+ *
+ * How: the handler goes through the ABI's own block and wake points, as a
+ * worker that slept in the kernel would: umcg_block_point() makes the
+ * RUNNING worker BLOCKED and wakes its server (which runs the next worker
+ * at once), and umcg_wake_point() queues it IDLE on the idle-workers list
+ * and waits until a server runs it again. A server that takes it from the
+ * list sees th->preempted and queues it with UMCG_RT_ENQ_PREEMPT. The v0.3
+ * words are unchanged: a preempted worker looks like one that blocked and
+ * woke up; the "preempted" mark is the runtime's.
+ *
+ * When not: umcg_block_point() does nothing unless the worker is RUNNING
+ * and not LOCKED, so a worker that is handing its server back, parked,
+ * blocked in a wrapper, or finishing is never touched (the block/wake
+ * pair nests). Inside the runtime's critical code (spin locks, the
+ * policy, waking servers, spawn) th->nopreempt is > 0: the handler only
+ * sets preempt_pending, and rt__nopreempt_dec() preempts when the count
+ * drops to 0. Code outside the runtime that holds a lock others may sleep
+ * on in the kernel (malloc's!) can still be preempted: until block
+ * detection is transparent, a worker that then sleeps on that lock keeps
+ * its server (see docs/runtime.md, "Limits").
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rt/rt.h"
+
+void rt__preempt_self(struct rt_thread *th)
+{
+	atomic_store(&th->preempted, 1);
+	if (umcg_block_point())
+		umcg_wake_point(); /* back when a server runs us again */
+	else
+		atomic_store(&th->preempted, 0); /* not RUNNING, or LOCKED: nothing done */
+}
+
+static void handler(int sig)
+{
+	struct rt_thread *th = rt__self_thread;
+	if (!th || !th->rt->timer_on)
+		return;
+	int e = errno;
+	if (atomic_load(&th->nopreempt))
+		atomic_store(&th->preempt_pending, 1);
+	else
+		rt__preempt_self(th);
+	errno = e;
+}
+
+void rt__run_started(struct rt_server *s, struct rt_thread *th)
+{
+	struct umcg_rt_worker *w = atomic_load_explicit(&th->cur, memory_order_relaxed);
+	atomic_store_explicit(&s->cur_prio, w ? w->prio : 0, memory_order_relaxed);
+	atomic_store_explicit(&s->run_start, umcg_now_ns(), memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->run_seq, 1, memory_order_relaxed);
+}
+
+static void *timer_main(void *arg)
+{
+	struct umcg_rt *rt = arg;
+	uint64_t slice = rt->attr.preempt_slice_ns;
+	int sig = rt->attr.preempt_signal;
+	pid_t pid = getpid();
+	/*
+	 * Wake 4 times per slice: a worker that woke up behind busy servers
+	 * waits for the next look at the idle-workers list, so this bounds
+	 * an urgent worker's wake-up latency to about a quarter slice (tick
+	 * itself decides when a slice is used up, from ran_ns).
+	 */
+	uint64_t period = slice / 4 > 50000 ? slice / 4 : 50000;
+	struct timespec ts = {(time_t)(period / 1000000000ull), (long)(period % 1000000000ull)};
+	while (!atomic_load(&rt->timer_stop)) {
+		clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+		/*
+		 * Workers that woke up wait on the idle-workers list until a
+		 * server looks; with every server busy, that is when one is
+		 * preempted. Hand them to the policy now, so that its tick sees
+		 * them (and wake an idle server, if any).
+		 */
+		long before = atomic_load(&rt->nr_queued);
+		rt__drain_idle_workers(rt, NULL);
+		if (atomic_load(&rt->nr_queued) != before)
+			rt__kick(rt, NULL);
+		uint64_t now = umcg_now_ns();
+		for (int i = 0; i < rt->nr_servers; i++) {
+			struct rt_server *s = &rt->servers[i];
+			struct rt_thread *th = atomic_load_explicit(&s->cur, memory_order_relaxed);
+			if (!th)
+				continue;
+			uint64_t seq = atomic_load_explicit(&s->run_seq, memory_order_relaxed);
+			uint64_t start = atomic_load_explicit(&s->run_start, memory_order_relaxed);
+			int prio = atomic_load_explicit(&s->cur_prio, memory_order_relaxed);
+			if (seq == s->sig_seq || now < start)
+				continue;
+			if (!rt->pol->tick(rt->pd, i, prio, now - start, slice))
+				continue;
+			s->sig_seq = seq;
+			if (syscall(SYS_tgkill, pid, th->tid, sig) == 0)
+				atomic_fetch_add_explicit(&rt->preempt_signals, 1,
+							  memory_order_relaxed);
+		}
+	}
+	return NULL;
+}
+
+int rt__preempt_start(struct umcg_rt *rt)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(rt->attr.preempt_signal, &sa, NULL))
+		return -1;
+	rt->timer_on = true;
+	int e = pthread_create(&rt->timer, NULL, timer_main, rt);
+	if (e) {
+		rt->timer_on = false;
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+void rt__preempt_stop(struct umcg_rt *rt)
+{
+	if (!rt->timer_on)
+		return;
+	atomic_store(&rt->timer_stop, 1);
+	pthread_join(rt->timer, NULL);
+}

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_rt_preempt.c - the strict-priority policy and time-slice
+ * preemption: a worker in an endless loop is preempted for a more urgent
+ * one, equal priorities share one server by time slices, an interactive
+ * worker keeps a short wake-up latency beside CPU-bound ones, and the
+ * errno of a preemption without a tick.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "umcg.h"
+#include "umcg_rt.h"
+
+static struct umcg_rt *mk_prio(int servers, uint64_t slice_ns)
+{
+	struct umcg_rt_attr a;
+	umcg_rt_attr_init(&a);
+	a.nr_servers = servers;
+	a.policy = &umcg_rt_policy_prio;
+	a.preempt_slice_ns = slice_ns;
+	struct umcg_rt *rt = umcg_rt_create(&a);
+	CHECK(rt != NULL);
+	return rt;
+}
+
+static struct umcg_rt_spawn_attr prio_attr(int p)
+{
+	struct umcg_rt_spawn_attr sa = {.flags = 0, .priority = p};
+	return sa;
+}
+
+TEST_T(preempt_needs_tick, 10)
+{
+	struct umcg_rt_attr a;
+	umcg_rt_attr_init(&a);
+	a.preempt_slice_ns = 1000000;
+	CHECK(umcg_rt_create(&a) == NULL); /* fifo has no tick */
+	CHECK_EQ(errno, EINVAL);
+	umcg_rt_attr_init(&a);
+	a.preempt_signal = 9; /* SIGKILL */
+	CHECK(umcg_rt_create(&a) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	CHECK(umcg_rt_policy_by_name("prio") == &umcg_rt_policy_prio);
+}
+
+/* ---- an endless loop is preempted for a more urgent worker ------------------------- */
+
+static _Atomic int stop, spinning;
+static _Atomic long spins[2];
+
+static void *endless(void *arg)
+{
+	long i = (long)(intptr_t)arg;
+	atomic_store(&spinning, 1);
+	while (!atomic_load_explicit(&stop, memory_order_relaxed))
+		atomic_fetch_add_explicit(&spins[i], 1, memory_order_relaxed);
+	return NULL;
+}
+
+static void *stopper(void *arg)
+{
+	atomic_store(&stop, 1);
+	return (void *)(intptr_t)umcg_rt_server_index();
+}
+
+TEST_T(endless_loop_preempted_for_higher_priority, 30)
+{
+	struct umcg_rt *rt = mk_prio(1, 2000000);
+	atomic_store(&stop, 0);
+	atomic_store(&spinning, 0);
+	struct umcg_rt_spawn_attr lo = prio_attr(0), hi = prio_attr(5);
+	struct umcg_rt_worker *a = umcg_rt_spawn(rt, endless, (void *)0, &lo);
+	CHECK(a != NULL);
+	while (!atomic_load(&spinning))
+		usleep(1000);
+	/* the only server is busy for good: only preemption lets this run */
+	struct umcg_rt_worker *b = umcg_rt_spawn(rt, stopper, NULL, &hi);
+	CHECK(b != NULL);
+	void *ret = (void *)-1L;
+	CHECK_EQ(umcg_rt_join(b, &ret), 0);
+	CHECK_EQ((long)(intptr_t)ret, 0);
+	CHECK_EQ(umcg_rt_join(a, NULL), 0);
+	struct umcg_rt_stats st;
+	CHECK_EQ(umcg_rt_shutdown(rt), 0);
+	umcg_rt_get_stats(rt, &st);
+	CHECK(st.preempt_signals >= 1);
+	CHECK(st.preempts >= 1);
+	CHECK(st.preempts <= st.preempt_signals);
+	CHECK_EQ(umcg_rt_destroy(rt), 0);
+}
+
+TEST_T(equal_priorities_share_by_time_slices, 30)
+{
+	struct umcg_rt *rt = mk_prio(1, 2000000);
+	atomic_store(&stop, 0);
+	atomic_store(&spins[0], 0);
+	atomic_store(&spins[1], 0);
+	struct umcg_rt_spawn_attr sa = prio_attr(1);
+	struct umcg_rt_worker *a = umcg_rt_spawn(rt, endless, (void *)0, &sa);
+	struct umcg_rt_worker *b = umcg_rt_spawn(rt, endless, (void *)1, &sa);
+	CHECK(a && b);
+	usleep(200000);
+	long s0 = atomic_load(&spins[0]), s1 = atomic_load(&spins[1]);
+	atomic_store(&stop, 1); /* main is no worker: it can always set it */
+	CHECK_EQ(umcg_rt_join(a, NULL), 0);
+	CHECK_EQ(umcg_rt_join(b, NULL), 0);
+	CHECK(s0 > 0);
+	CHECK(s1 > 0);
+	struct umcg_rt_stats st;
+	CHECK_EQ(umcg_rt_shutdown(rt), 0);
+	umcg_rt_get_stats(rt, &st);
+	CHECK(st.preempts >= 2); /* both ran: the first was preempted at least once */
+	CHECK_EQ(umcg_rt_destroy(rt), 0);
+}
+
+/* ---- interactive latency beside CPU-bound workers ----------------------------------- */
+
+static uint64_t lat[1000];
+static long nr_lat;
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void *interactive(void *arg)
+{
+	for (long i = 0; i < nr_lat; i++) {
+		uint64_t due = umcg_now_ns() + 1000000;
+		umcg_rt_sleep_ns(1000000);
+		uint64_t now = umcg_now_ns();
+		lat[i] = now > due ? now - due : 0; /* timer expiry -> running again */
+	}
+	return NULL;
+}
+
+TEST_T(interactive_latency_beside_batch, 60)
+{
+	struct umcg_rt *rt = mk_prio(2, 1000000);
+	atomic_store(&stop, 0);
+	nr_lat = th_scaled(300, 50);
+	struct umcg_rt_spawn_attr lo = prio_attr(0), hi = prio_attr(7);
+	struct umcg_rt_worker *batch[3];
+	for (int i = 0; i < 3; i++)
+		CHECK((batch[i] = umcg_rt_spawn(rt, endless, (void *)0, &lo)) != NULL);
+	struct umcg_rt_worker *iw = umcg_rt_spawn(rt, interactive, NULL, &hi);
+	CHECK(iw != NULL);
+	CHECK_EQ(umcg_rt_join(iw, NULL), 0);
+	atomic_store(&stop, 1);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(umcg_rt_join(batch[i], NULL), 0);
+	qsort(lat, (size_t)nr_lat, sizeof lat[0], cmp_u64);
+	uint64_t p50 = lat[nr_lat / 2], p99 = lat[nr_lat * 99 / 100];
+	fprintf(stderr, "    interactive wake-up latency: p50 %.1f us, p99 %.1f us, max %.1f us\n",
+		(double)p50 / 1e3, (double)p99 / 1e3, (double)lat[nr_lat - 1] / 1e3);
+	/* without preemption it would wait behind an endless loop for ever */
+	CHECK(p50 < 20000000);
+	struct umcg_rt_stats st;
+	CHECK_EQ(umcg_rt_shutdown(rt), 0);
+	umcg_rt_get_stats(rt, &st);
+	CHECK(st.preempts >= 1);
+	CHECK_EQ(umcg_rt_destroy(rt), 0);
+}
+
+/* ---- preemption does not break the sync objects -------------------------------------- */
+
+static struct umcg_rt_mutex m;
+static long counter, per_worker;
+
+static void *incr_spin(void *arg)
+{
+	for (long i = 0; i < per_worker; i++) {
+		umcg_rt_mutex_lock(&m);
+		long v = counter;
+		for (volatile int k = 0; k < 2000; k++) /* long enough to be preempted inside */
+			;
+		counter = v + 1;
+		umcg_rt_mutex_unlock(&m);
+	}
+	return NULL;
+}
+
+TEST_T(mutex_exact_count_under_preemption, 120)
+{
+	struct umcg_rt *rt = mk_prio(2, 200000);
+	umcg_rt_mutex_init(&m);
+	counter = 0;
+	per_worker = th_scaled(2000, 50);
+	enum { W = 8 };
+	struct umcg_rt_worker *w[W];
+	for (int i = 0; i < W; i++) {
+		struct umcg_rt_spawn_attr sa = prio_attr(i % 3);
+		CHECK((w[i] = umcg_rt_spawn(rt, incr_spin, NULL, &sa)) != NULL);
+	}
+	for (int i = 0; i < W; i++)
+		CHECK_EQ(umcg_rt_join(w[i], NULL), 0);
+	CHECK_EQ(counter, W * per_worker);
+	struct umcg_rt_stats st;
+	CHECK_EQ(umcg_rt_shutdown(rt), 0);
+	umcg_rt_get_stats(rt, &st);
+	fprintf(stderr, "    preempt signals %llu, preempts %llu, parks %llu\n",
+		(unsigned long long)st.preempt_signals, (unsigned long long)st.preempts,
+		(unsigned long long)st.parks);
+	CHECK_EQ(umcg_rt_destroy(rt), 0);
+}
