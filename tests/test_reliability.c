@@ -743,7 +743,13 @@ TEST_T(fork_from_pinned_worker_restores_affinity, 30)
 	CHECK(w == &ww);
 	/* asleep: only the switch's ttwu, after the pin, wakes it */
 	wait_sleeping((long)su_worker_tid(w));
-	su_run(&wsrv, w); /* until it finishes */
+	su_run(&wsrv, w);
+	/* its waitpid() sleeps: with block detection it comes back through the list */
+	while (!atomic_load(&wg.finished)) {
+		struct su_worker *again = su_poll_one(&wg, 100);
+		if (again)
+			su_run(&wsrv, again);
+	}
 	su_worker_join(w);
 	CHECK_EQ(pin_hinted, 1);
 	CHECK_EQ(pin_child_ok, 1);
