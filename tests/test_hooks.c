@@ -335,7 +335,7 @@ TEST(placement_hint_ignored_for_an_unbound_server)
 
 /*
  * Two tid-word groups, one published server each; two wakers are held
- * 300 ms inside their read sections between the exchange and the CAS. Both
+ * 1.5 s inside their read sections between the exchange and the CAS. Both
  * servers time out meanwhile and find themselves taken: taken() waits for a
  * grace period. If grace periods overlapped, the second one would return at
  * once while the first waker's section is still open, and that waker's late
@@ -378,14 +378,23 @@ TEST_T(grace_periods_do_not_overlap, 60)
 	CHECK_EQ(umcg_idle_group_init(&gp_g[0], UMCG_IDLE_TID_WORD), 0);
 	CHECK_EQ(umcg_idle_group_init(&gp_g[1], UMCG_IDLE_TID_WORD), 0);
 	gp_t0 = umcg_now_ns();
-	struct gp_srv s1 = {&gp_g[0], 100, 0}, s2 = {&gp_g[1], 60, 0};
+	/*
+	 * Deadlines long enough for both servers to publish on a loaded
+	 * machine (they are absolute: a server that started late would time
+	 * out before publishing, and we would wait for it forever), and the
+	 * wakers held past both.
+	 */
+	struct gp_srv s1 = {&gp_g[0], 1000, 0}, s2 = {&gp_g[1], 960, 0};
 	pthread_t a, b, w1, w2;
 	CHECK_EQ(pthread_create(&a, NULL, gp_server, &s1), 0);
 	CHECK_EQ(pthread_create(&b, NULL, gp_server, &s2), 0);
 	while (!__atomic_load_n(&gp_g[0].idle_server_tid, __ATOMIC_SEQ_CST) ||
-	       !__atomic_load_n(&gp_g[1].idle_server_tid, __ATOMIC_SEQ_CST))
+	       !__atomic_load_n(&gp_g[1].idle_server_tid, __ATOMIC_SEQ_CST)) {
+		if (umcg_now_ns() > gp_t0 + 900 * MS)
+			th_fail(__FILE__, __LINE__, "the servers did not publish within 900 ms");
 		usleep(100);
-	atomic_store(&umcg__test_wake_delay_us, 300000);
+	}
+	atomic_store(&umcg__test_wake_delay_us, 1500000);
 	CHECK_EQ(pthread_create(&w1, NULL, gp_waker, &gp_g[0]), 0);
 	CHECK_EQ(pthread_create(&w2, NULL, gp_waker, &gp_g[1]), 0);
 	pthread_join(a, NULL);
