@@ -59,11 +59,15 @@ run_bin() {
 # run_demo LABEL CMD... : the demo is a test too (exit 0 iff every worker finished)
 run_demo() {
 	local label=$1; shift
-	if "$@" >/dev/null 2>&1; then
+	local out
+	out=$(mktemp)
+	if "$@" >"$out" 2>&1; then
 		total_pass=$((total_pass + 1)); echo "ok   demo $label"
 	else
-		total_fail=$((total_fail + 1)); failed_bins+=("demo $label"); echo "FAIL demo $label"
+		total_fail=$((total_fail + 1)); failed_bins+=("demo $label"); echo "FAIL demo $label (exit $?):"
+		grep -vE '^  (server|worker) ' "$out" | tail -n 25 | sed 's/^/    /'
 	fi
+	rm -f "$out"
 }
 
 # run_variant VARIANT DIR [PREFIX...]: DIR holds tests/ and examples/
