@@ -173,12 +173,19 @@ void su_worker_finish(struct su_worker *w)
 
 bool su_check_running(struct su_worker *w)
 {
+	/*
+	 * LOCKED for the check: with transparent block detection a worker can
+	 * be taken at any sleep, a page fault in the middle of this check
+	 * included (seen under ASan), which would tear the picture.
+	 */
+	uint32_t st = UMCG_TASK_RUNNING;
+	bool locked = umcg_state_cas(&w->task, &st, UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
 	struct su_server *s = atomic_load(&w->server);
-	uint32_t st = umcg_state_load(&w->task);
-	bool ok = st == UMCG_TASK_RUNNING && s &&
-		  __atomic_load_n(&w->task.server_tid, __ATOMIC_RELAXED) == s->tid &&
+	bool ok = locked && s && __atomic_load_n(&w->task.server_tid, __ATOMIC_RELAXED) == s->tid &&
 		  ST_LOW(umcg_state_load(&s->task)) == UMCG_TASK_IDLE &&
 		  atomic_load(&s->current) == w;
+	if (locked)
+		umcg_state_store(&w->task, UMCG_TASK_RUNNING);
 	if (!ok)
 		atomic_fetch_add(&w->g->bad_state, 1);
 	return ok;

@@ -535,27 +535,11 @@ static void settle_after_raw(struct su_worker *w)
 			th_fail(__FILE__, __LINE__, "worker %ld BLOCKED for 2 s", w->id);
 }
 
-/*
- * su_check_running() made atomic with respect to take-overs: a worker can
- * be taken at any sleep, a page fault in the middle of the check included
- * (seen under ASan), so LOCK ourselves first (a LOCKED worker is never
- * taken), check, unlock.
- */
+/* su_check_running() (which LOCKs the worker for the check) after a possible late park */
 static bool check_running_locked(struct su_worker *w)
 {
-	uint32_t exp;
-	do {
-		settle_after_raw(w);
-		exp = UMCG_TASK_RUNNING;
-	} while (!umcg_state_cas(&w->task, &exp, UMCG_TASK_RUNNING | UMCG_TF_LOCKED));
-	struct su_server *s = atomic_load(&w->server);
-	bool ok = s && __atomic_load_n(&w->task.server_tid, __ATOMIC_RELAXED) == s->tid &&
-		  (umcg_state_load(&s->task) & UMCG_TF_STATE_MASK) == UMCG_TASK_IDLE &&
-		  atomic_load(&s->current) == w;
-	umcg_state_store(&w->task, UMCG_TASK_RUNNING);
-	if (!ok)
-		atomic_fetch_add(&w->g->bad_state, 1);
-	return ok;
+	settle_after_raw(w); /* a late alarm: it parks first */
+	return su_check_running(w);
 }
 
 static void mixed_ops(struct su_worker *w)
