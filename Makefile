@@ -8,6 +8,7 @@
 #   make bench           run the benchmarks
 #   make install PREFIX=/usr/local
 #   make format | format-check | lint
+#   make kernel | kernel-test [KDEBUG=1]   the UMCG kernel (kernel/README.md)
 
 VARIANT ?= plain
 O := build/$(VARIANT)
@@ -120,6 +121,16 @@ uninstall:
 
 clean:
 	rm -rf build
+
+# The kernel backend (kernel/, GPL-2.0): Debian's linux-source-6.1 + our
+# patches, built in build/kernel; kernel-test boots it in QEMU with the
+# in-guest tests. KDEBUG=1: lockdep + DEBUG_ATOMIC_SLEEP variant.
+KDEBUG ?= 0
+.PHONY: kernel kernel-test
+kernel:
+	KDEBUG=$(KDEBUG) kernel/scripts/build.sh
+kernel-test:
+	KDEBUG=$(KDEBUG) kernel/scripts/test.sh
 
 FMT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:
