@@ -538,8 +538,22 @@ static void settle_after_raw(struct su_worker *w)
 /* su_check_running() (which LOCKs the worker for the check) after a possible late park */
 static bool check_running_locked(struct su_worker *w)
 {
-	settle_after_raw(w); /* a late alarm: it parks first */
-	return su_check_running(w);
+	for (int tries = 0;; tries++) {
+		settle_after_raw(w); /* a late alarm: it parks first */
+		/*
+		 * A page fault between the settle and su_check_running()'s LOCK
+		 * can be taken too, and its alarm be late as well: then we find
+		 * ourselves BLOCKED at the LOCK. Settle again.
+		 */
+		if ((umcg_state_load(&w->task) & UMCG_TF_STATE_MASK) == UMCG_TASK_BLOCKED &&
+		    tries < 100)
+			continue;
+		if (su_check_running(w))
+			return true;
+		if ((umcg_state_load(&w->task) & UMCG_TF_STATE_MASK) != UMCG_TASK_BLOCKED ||
+		    tries >= 100)
+			return false;
+	}
 }
 
 static void mixed_ops(struct su_worker *w)
