@@ -581,13 +581,6 @@ static void run_child(void)
 	atomic_store(&child_phase, 1);
 	atomic_store(&umcg__test_wake_delay_us, 0);
 	child_single_thread();
-	/*
-	 * The child's own scheduler uses the explicit block points: one child
-	 * in ~70 hung in its shutdown (a server left IDLE) with transparent
-	 * detection under CI load, not yet understood (issue 7's note). The
-	 * parent keeps detection on: forks land while it is active.
-	 */
-	umcg_tune(UMCG_TUNE_DETECT, 0);
 #ifndef UNDER_SANITIZER
 	struct mini *m = mini_alloc();
 	m->nw = 3;

@@ -101,14 +101,20 @@ bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w)
 		atomic_store_explicit(&w->det, d, memory_order_release);
 		return false;
 	}
+	/*
+	 * The server to wake is read while the worker is still TAKING: once
+	 * TAKEN_* is published the worker may park, be run by another server
+	 * and have a new server_tid, and that server must not be woken in
+	 * place of the one that ran it (found as a server left IDLE forever).
+	 */
+	uint32_t stid = umcg__load_u32(&t->server_tid);
+	if (atomic_load_explicit(&server->supervise, memory_order_relaxed) == w)
+		atomic_store_explicit(&server->supervise, NULL, memory_order_relaxed);
 	atomic_store_explicit(&w->det, raw ? DET_TAKEN_RAW : DET_TAKEN_SYS, memory_order_release);
 	atomic_fetch_add_explicit(raw ? &umcg__det_counts.taken_raw : &umcg__det_counts.taken_sys,
 				  1, memory_order_relaxed);
-	if (atomic_load_explicit(&server->supervise, memory_order_relaxed) == w)
-		atomic_store_explicit(&server->supervise, NULL, memory_order_relaxed);
 
 	/* T6: wake the worker's server (CAS IDLE -> RUNNING, ttwu) */
-	uint32_t stid = umcg__load_u32(&t->server_tid);
 	if (stid)
 		umcg__wake_server(stid, false);
 	return true;
