@@ -47,6 +47,15 @@ static bool make_blocked(struct umcg_task *t)
 	}
 }
 
+/* The watcher gives the worker back the det value it took it from. */
+static bool give_up(struct umcg_ktask *w, int d, _Atomic uint64_t *count)
+{
+	atomic_store_explicit(&w->det, d, memory_order_release);
+	if (count)
+		atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
+	return false;
+}
+
 bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w)
 {
 	int d = atomic_load_explicit(&w->det, memory_order_acquire);
@@ -70,18 +79,11 @@ bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w)
 	 * detection.
 	 */
 	if (raw) {
-		if (!umcg__det_alarm_arm(w)) {
-			atomic_fetch_add_explicit(&umcg__det_counts.no_alarm, 1,
-						  memory_order_relaxed);
-			atomic_store_explicit(&w->det, d, memory_order_release);
-			return false;
-		}
+		if (!umcg__det_alarm_arm(w))
+			return give_up(w, d, &umcg__det_counts.no_alarm);
 		if (umcg__det_ring_last(w) != DET_LAST_SLEEP) {
 			umcg__det_alarm_disarm(w);
-			atomic_store_explicit(&w->det, d, memory_order_release);
-			atomic_fetch_add_explicit(&umcg__det_counts.woke_early, 1,
-						  memory_order_relaxed);
-			return false;
+			return give_up(w, d, &umcg__det_counts.woke_early);
 		}
 	}
 	/*
@@ -90,16 +92,12 @@ bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w)
 	 * slept. The ring after the CAS tells: the newest record must still
 	 * be a sleep (for a raw sleep this look comes after arming, above).
 	 */
-	if (!raw && umcg__det_ring_last(w) != DET_LAST_SLEEP) {
-		atomic_store_explicit(&w->det, d, memory_order_release);
-		atomic_fetch_add_explicit(&umcg__det_counts.woke_early, 1, memory_order_relaxed);
-		return false;
-	}
+	if (!raw && umcg__det_ring_last(w) != DET_LAST_SLEEP)
+		return give_up(w, d, &umcg__det_counts.woke_early);
 	if (!t || !make_blocked(t)) {
 		if (raw)
 			umcg__det_alarm_disarm(w);
-		atomic_store_explicit(&w->det, d, memory_order_release);
-		return false;
+		return give_up(w, d, NULL);
 	}
 	/*
 	 * The server to wake is read while the worker is still TAKING: once
@@ -145,7 +143,10 @@ static int settle(struct umcg_ktask *k)
 	return d;
 }
 
-/* A server took us (TAKEN_*): we are BLOCKED; run T7 and come back RUNNING. */
+/*
+ * A server took us (TAKEN_*): we are BLOCKED; run T7 (inside libumcg: det
+ * LIB) and come back RUNNING, det USER (release: see the top).
+ */
 static void park_taken(struct umcg_ktask *k, int d)
 {
 	atomic_store_explicit(&k->det, DET_LIB, memory_order_relaxed);
@@ -153,6 +154,7 @@ static void park_taken(struct umcg_ktask *k, int d)
 		umcg__det_alarm_disarm(k);
 	atomic_fetch_add_explicit(&umcg__det_counts.parks, 1, memory_order_relaxed);
 	umcg__wake_point(k);
+	atomic_store_explicit(&k->det, DET_USER, memory_order_release);
 }
 
 int umcg__det_lib_enter(struct umcg_ktask *k)
@@ -163,7 +165,6 @@ int umcg__det_lib_enter(struct umcg_ktask *k)
 			return d;
 		if (d == DET_TAKEN_SYS || d == DET_TAKEN_RAW) {
 			park_taken(k, d);
-			atomic_store_explicit(&k->det, DET_USER, memory_order_release);
 			continue;
 		}
 		if (atomic_compare_exchange_weak_explicit(
@@ -188,7 +189,6 @@ int umcg__det_sys_enter(struct umcg_ktask *k)
 			return DET_CALL_EAGER;
 		if (d == DET_TAKEN_SYS || d == DET_TAKEN_RAW) {
 			park_taken(k, d);
-			atomic_store_explicit(&k->det, DET_USER, memory_order_release);
 			continue;
 		}
 		if (d != DET_USER)
@@ -209,7 +209,6 @@ void umcg__det_sys_leave(struct umcg_ktask *k)
 		d = settle(k);
 		if (d == DET_TAKEN_SYS || d == DET_TAKEN_RAW) {
 			park_taken(k, d); /* the server ran while we slept */
-			atomic_store_explicit(&k->det, DET_USER, memory_order_release);
 			return;
 		}
 		/* SYSCALL again: the watcher looked, saw the sleep was over, gave up */
@@ -227,7 +226,6 @@ void umcg__det_signal(struct umcg_ktask *k)
 	if (d != DET_TAKEN_RAW)
 		return; /* late or repeated signal: nothing to do */
 	park_taken(k, d);
-	atomic_store_explicit(&k->det, DET_USER, memory_order_release);
 }
 
 void umcg__nopark_leave_slow(struct umcg_ktask *k)
