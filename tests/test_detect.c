@@ -85,6 +85,23 @@ static void start_in_order(struct su_worker *w, struct su_group *g, su_payload_f
 	th_fail(__FILE__, __LINE__, "worker %ld was not queued", w->id);
 }
 
+/*
+ * One worker running fn(arg) (w->count = count) on one server until it
+ * finishes; the group's counters are returned in *g. Every check of its
+ * state on the way must have held.
+ */
+static void run_one(struct su_group *g, su_payload_fn fn, void *arg, long count)
+{
+	memset(g, 0, sizeof *g);
+	struct su_worker *w = su_worker_alloc();
+	w->count = count;
+	su_worker_start(w, g, fn, arg);
+	serve(g, 1);
+	su_worker_join(w);
+	CHECK_EQ(atomic_load(&g->bad_state), 0);
+	free(w);
+}
+
 /* ---- a worker that blocks on what a second worker releases ------------------- */
 
 struct pair {
@@ -327,27 +344,21 @@ TEST_T(raw_sleeps_always_park, 60)
 	if (!detection_available())
 		return;
 	struct su_group g;
-	memset(&g, 0, sizeof g);
-	struct su_worker *w = su_worker_alloc();
-	w->count = th_scaled(2000, 100);
+	long count = th_scaled(2000, 100);
 	uint64_t taken0 = atomic_load(&umcg__det_counts.taken_raw);
 	uint64_t parks0 = atomic_load(&umcg__det_counts.parks);
-	su_worker_start(w, &g, sleep_loop, NULL);
-	serve(&g, 1);
-	su_worker_join(w);
-	CHECK_EQ(atomic_load(&g.bad_state), 0);
+	run_one(&g, sleep_loop, NULL, count);
 	uint64_t taken = atomic_load(&umcg__det_counts.taken_raw) - taken0;
 	uint64_t parks = atomic_load(&umcg__det_counts.parks) - parks0;
 	CHECK_EQ(parks, taken); /* every take-over parked once, none twice */
 	CHECK(taken > 0);	/* seen at all (how many depends on the load: a sleep that ends
 				   before the watcher looks is not reported) */
 	/* the late-signal window is the exception (docs/detection.md) */
-	CHECK(atomic_load(&unsupervised) * 10 < w->count);
-	CHECK(atomic_load(&eintrs) * 100 <= w->count);
+	CHECK(atomic_load(&unsupervised) * 10 < count);
+	CHECK(atomic_load(&eintrs) * 100 <= count);
 	CHECK(atomic_load(&eintrs) <= (long)atomic_load(&umcg__det_counts.eintr));
-	printf("    %ld sleeps, %llu taken, %ld parked late, %ld EINTR\n", w->count,
+	printf("    %ld sleeps, %llu taken, %ld parked late, %ld EINTR\n", count,
 	       (unsigned long long)taken, atomic_load(&unsupervised), atomic_load(&eintrs));
-	free(w);
 }
 
 /* ---- lazy wrappers ----------------------------------------------------------------- */
@@ -368,23 +379,15 @@ TEST_T(wrapped_call_that_does_not_sleep_costs_no_switch, T_DETECT)
 		return;
 	int fd[2];
 	CHECK(pipe(fd) == 0);
-	struct su_group g;
-	memset(&g, 0, sizeof g);
-	struct su_worker *w = su_worker_alloc();
-	w->count = 10000;
 	char buf[10000];
 	memset(buf, 'x', sizeof buf);
 	CHECK_EQ(write(fd[1], buf, sizeof buf), (long)sizeof buf);
-	w->arg = fd;
 	uint64_t sys0 = atomic_load(&umcg__det_counts.taken_sys);
-	su_worker_start(w, &g, read_with_data, fd);
-	serve(&g, 1);
-	su_worker_join(w);
+	struct su_group g;
+	run_one(&g, read_with_data, fd, 10000);
 	/* one run from registration to exit: no call reported a block */
 	CHECK_EQ(atomic_load(&g.runs), 1);
 	CHECK_EQ(atomic_load(&umcg__det_counts.taken_sys), sys0);
-	CHECK_EQ(atomic_load(&g.bad_state), 0);
-	free(w);
 }
 
 static void block_wrapped_read(struct pair *p)
@@ -482,13 +485,7 @@ TEST_T(detect_thread_on_off, T_DETECT)
 	int fd[2];
 	CHECK(pipe(fd) == 0);
 	struct su_group g;
-	memset(&g, 0, sizeof g);
-	struct su_worker *w = su_worker_alloc();
-	su_worker_start(w, &g, toggle, fd);
-	serve(&g, 1);
-	su_worker_join(w);
-	CHECK_EQ(atomic_load(&g.bad_state), 0);
-	free(w);
+	run_one(&g, toggle, fd, 0);
 }
 
 static void expect_off(struct su_worker *w)
@@ -502,14 +499,8 @@ TEST_T(tune_detect_off_falls_back_to_explicit_points, T_DETECT)
 	CHECK_ERR(umcg_tune(UMCG_TUNE_DETECT, 2), EINVAL);
 	CHECK(umcg_tune(UMCG_TUNE_DETECT, 0) == 0);
 	struct su_group g;
-	memset(&g, 0, sizeof g);
-	struct su_worker *w = su_worker_alloc();
-	su_worker_start(w, &g, expect_off, NULL);
-	serve(&g, 1);
-	su_worker_join(w);
-	CHECK_EQ(atomic_load(&g.bad_state), 0);
+	run_one(&g, expect_off, NULL, 0);
 	CHECK(umcg_tune(UMCG_TUNE_DETECT, 1) == 0);
-	free(w);
 }
 
 /* ---- stress: several servers, mixed raw and wrapped blocking, exact counts ------------- */
@@ -893,8 +884,12 @@ static void block_after_overflow(struct pair *p)
 {
 	/* a plain thread on our CPU: each of our yields is a switch out and in */
 	cpu_set_t cpus;
+	CHECK(pthread_getaffinity_np(pthread_self(), sizeof cpus, &cpus) == 0);
+	int cpu = 0;
+	while (!CPU_ISSET(cpu, &cpus))
+		cpu++;
 	CPU_ZERO(&cpus);
-	CPU_SET(sched_getcpu(), &cpus);
+	CPU_SET(cpu, &cpus); /* the server's CPU, so its watcher cannot drain the ring */
 	CHECK(pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus) == 0);
 	pthread_t th;
 	CHECK(pthread_create(&th, NULL, ov_spinner, &cpus) == 0);
@@ -917,6 +912,15 @@ TEST_T(ring_overflow_does_not_hang, T_DETECT)
 {
 	struct pair p = {.block = block_after_overflow, .release = release_raw_write};
 	CHECK(pipe(p.fd) == 0);
+	/* the server (and so its watcher) on the first CPU we may use, as A will be */
+	cpu_set_t cpus;
+	CHECK(sched_getaffinity(0, sizeof cpus, &cpus) == 0);
+	int cpu = 0;
+	while (!CPU_ISSET(cpu, &cpus))
+		cpu++;
+	CPU_ZERO(&cpus);
+	CPU_SET(cpu, &cpus);
+	CHECK(sched_setaffinity(0, sizeof cpus, &cpus) == 0);
 	uint64_t lost0 = atomic_load(&umcg__det_counts.lost);
 	run_pair(&p);
 	if (detection_available())
