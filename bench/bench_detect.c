@@ -283,6 +283,13 @@ static void row(const char *what, const char *variant, const struct bench_stats 
 int main(int argc, char **argv)
 {
 	bench_init();
+	if (argc > 1 && (argv[1][0] < '0' || argv[1][0] > '9' || atol(argv[1]) < 10)) {
+		printf("usage: %s [samples >= 10]  (default 20000)\n"
+		       "transparent detection: wrapped-call cost, block notification, window,\n"
+		       "compute overhead; server and worker pinned to CPU 0 (docs/detection.md)\n",
+		       argv[0]);
+		return argv[1][0] == '-' && argv[1][1] == 'h' ? 0 : 2;
+	}
 	if (argc > 1)
 		iters = atol(argv[1]);
 	samples = bench_alloc_samples((size_t)iters);
