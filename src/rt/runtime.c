@@ -157,7 +157,8 @@ static void wait_zero(_Atomic uint32_t *count)
 		rt__futex_wait(count, n, 100);
 }
 
-UMCG_RT_EXPORT int umcg_rt_shutdown(struct umcg_rt *rt)
+/* shutdown/destroy: a runtime, and not called from one of its own workers */
+static int check_outside(struct umcg_rt *rt)
 {
 	if (!rt) {
 		errno = EINVAL;
@@ -167,6 +168,13 @@ UMCG_RT_EXPORT int umcg_rt_shutdown(struct umcg_rt *rt)
 		errno = EDEADLK;
 		return -1;
 	}
+	return 0;
+}
+
+UMCG_RT_EXPORT int umcg_rt_shutdown(struct umcg_rt *rt)
+{
+	if (check_outside(rt))
+		return -1;
 	if (atomic_exchange(&rt->shut, 1)) {
 		errno = EALREADY;
 		return -1;
@@ -210,14 +218,8 @@ UMCG_RT_EXPORT int umcg_rt_shutdown(struct umcg_rt *rt)
 
 UMCG_RT_EXPORT int umcg_rt_destroy(struct umcg_rt *rt)
 {
-	if (!rt) {
-		errno = EINVAL;
+	if (check_outside(rt))
 		return -1;
-	}
-	if (umcg_rt_current() == rt) {
-		errno = EDEADLK;
-		return -1;
-	}
 	if (!atomic_load(&rt->shut) && umcg_rt_shutdown(rt))
 		return -1;
 	if (rt->pol->fini)
