@@ -45,6 +45,26 @@ static void wait_running(struct rt_thread *th)
 			rt__fatal("worker tid %u: umcg_wait: %s", th->tid, strerror(errno));
 }
 
+/*
+ * Our own state RUNNING -> `to` (a LOCKED state), before we hand our server
+ * anything. A CAS, not a store: with transparent block detection a take-over
+ * whose switch-in signal came late (docs/detection.md, "The window") may
+ * have made us BLOCKED and woken our server already. Then the wake point
+ * parks us first (T7: queued, run again by a server, possibly another one),
+ * and we retry from RUNNING. Read th->srv only after this.
+ */
+static void self_lock(struct rt_thread *th, uint32_t to)
+{
+	for (;;) {
+		uint32_t exp = UMCG_TASK_RUNNING;
+		if (umcg_state_cas(&th->task, &exp, to))
+			return;
+		if ((exp & UMCG_TF_STATE_MASK) != UMCG_TASK_BLOCKED)
+			rt__fatal("worker tid %u in state %#x, not RUNNING", th->tid, exp);
+		umcg_wake_point();
+	}
+}
+
 /* Give the server back (th is IDLE|LOCKED already); returns when run again. */
 static void handback(struct rt_thread *th, int why)
 {
@@ -63,7 +83,7 @@ void rt__park_thread(struct rt_thread *th)
 	uint32_t v = RT_PK_NOTIFIED;
 	if (atomic_compare_exchange_strong(&th->pk, &v, RT_PK_NONE))
 		return; /* a permit */
-	umcg_state_store(&th->task, UMCG_TASK_IDLE | UMCG_TF_LOCKED);
+	self_lock(th, UMCG_TASK_IDLE | UMCG_TF_LOCKED);
 	v = RT_PK_NONE;
 	if (!atomic_compare_exchange_strong(&th->pk, &v, RT_PK_PARKED)) {
 		/* an unpark came in between: take the permit, keep running */
@@ -126,9 +146,9 @@ UMCG_RT_EXPORT int umcg_rt_yield(void)
 		errno = EPERM;
 		return -1;
 	}
+	self_lock(th, UMCG_TASK_IDLE | UMCG_TF_LOCKED);
 	struct rt_server *s = atomic_load_explicit(&th->srv, memory_order_relaxed);
 	rt__count(&s->yields);
-	umcg_state_store(&th->task, UMCG_TASK_IDLE | UMCG_TF_LOCKED);
 	handback(th, RT_WHY_YIELD);
 	return 0;
 }
@@ -168,8 +188,8 @@ UMCG_RT_EXPORT int umcg_rt_switch_to(struct umcg_rt_worker *to, unsigned flags)
 		return 0;
 	}
 	struct umcg_rt *rt = th->rt;
+	self_lock(th, UMCG_TASK_IDLE | UMCG_TF_LOCKED);
 	struct rt_server *s = atomic_load_explicit(&th->srv, memory_order_relaxed);
-	umcg_state_store(&th->task, UMCG_TASK_IDLE | UMCG_TF_LOCKED);
 	rt__nopreempt_dec(); /* LOCKED: block points ignore us from here on */
 	bool requeue = !park;
 	if (park) {
@@ -313,8 +333,8 @@ static struct rt_thread *pool_get(struct umcg_rt *rt)
 /* T10 for a thread that ends: LOCKED, tell the server, wake it, unregister. */
 static void thread_finish(struct rt_thread *th)
 {
+	self_lock(th, UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
 	struct rt_server *s = atomic_load_explicit(&th->srv, memory_order_relaxed);
-	umcg_state_store(&th->task, UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
 	atomic_store_explicit(&s->why_th, th, memory_order_relaxed);
 	atomic_store_explicit(&s->why, RT_WHY_EXIT, memory_order_relaxed);
 	uint32_t exp = UMCG_TASK_IDLE;
