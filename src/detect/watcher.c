@@ -155,9 +155,24 @@ static void follow_affinity(struct umcg_watcher *w, struct umcg_ktask *server)
 		sched_setaffinity(tid, sizeof cpus, &cpus);
 }
 
+/*
+ * Creation lock. A fork may copy it held by a thread that does not exist in
+ * the child: the child re-initialises it.
+ */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void watch_atfork_child(void)
+{
+	pthread_mutex_init(&lock, NULL);
+}
+
+__attribute__((constructor)) static void watch_init(void)
+{
+	pthread_atfork(NULL, NULL, watch_atfork_child);
+}
+
 void umcg__watch(struct umcg_ktask *server)
 {
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	struct umcg_watcher *w = atomic_load_explicit(&server->watcher, memory_order_acquire);
 	unsigned gen = atomic_load_explicit(&umcg__fork_gen, memory_order_relaxed);
 	if (!w || w->gen != gen) {
