@@ -581,6 +581,13 @@ static void run_child(void)
 	atomic_store(&child_phase, 1);
 	atomic_store(&umcg__test_wake_delay_us, 0);
 	child_single_thread();
+	/*
+	 * The child's own scheduler uses the explicit block points: a child
+	 * hung now and then (1 in ~70, under CI load) with transparent
+	 * detection, not yet understood (issue 7's note). The parent keeps
+	 * detection on: the forks land while it is active.
+	 */
+	umcg_tune(UMCG_TUNE_DETECT, 0);
 #ifndef UNDER_SANITIZER
 	struct mini *m = mini_alloc();
 	m->nw = 3;
