@@ -127,6 +127,15 @@ static void compute(uint64_t ns)
 static void check_running(struct worker *w, const char *what)
 {
 	struct umcg_task *t = umcg_self();
+	/*
+	 * A sleep libumcg took over whose switch-in signal comes late (some VMs
+	 * deliver the kernel's irq_work up to a tick late, docs/detection.md):
+	 * we run BLOCKED until the signal parks us. Wait for that.
+	 */
+	uint64_t t0 = umcg_now_ns();
+	while (t && (umcg_state_load(t) & UMCG_TF_STATE_MASK) == UMCG_TASK_BLOCKED &&
+	       umcg_now_ns() - t0 < 2000000000ull)
+		;
 	uint32_t st = t ? umcg_state_load(t) : 0;
 	uint32_t server_tid = t ? __atomic_load_n(&t->server_tid, __ATOMIC_RELAXED) : 0;
 	if ((st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING || !server_tid ||
