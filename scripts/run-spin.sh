@@ -55,6 +55,7 @@ IDLE='assertion violated \(\(queued==0\)'	# tid word: worker queued, server asle
 LATE='assertion violated \(per\[t\]==tp\)'	# tid word: a wake lands in a later IDLE period
 ONE='assertion violated one_outcome'		# worker timeout: woken and/or queued, not exactly one
 DET='assertion violated \(\(state==1\)'		# detection: user code runs while BLOCKED
+SRV='assertion violated \(\(stid==holder\)'		# detection: T6 wakes a server that does not hold the worker
 
 # model | spin -D flags | expected ("pass" or "cex:PATTERN") | what it shows
 CONFIGS=(
@@ -90,6 +91,7 @@ CONFIGS=(
 "detect|-DORDER_RING_FIRST=1|pass|ring read before det: the look after the CAS still decides"
 "detect|-DNO_RECHECK=1|cex:$DET|no look at the ring after the CAS / after arming"
 "detect|-DBLOCK_BEFORE_ARM=1|cex:$DET|worker made BLOCKED before its alarm is armed"
+"detect|-DREAD_SERVER_LATE=1|cex:$SRV|server_tid read after TAKEN is published (wrong server woken)"
 # the v0.4 tid word
 "tid_word|-DCHAIN=0|cex:$IDLE|one tid word, no chaining: PeterZ's lost second server"
 "tid_word|-DCHAIN=1|cex:$IDLE|chain only if more work remains"

@@ -27,6 +27,17 @@
  *                       arming the alarm, for a raw sleep): the det word
  *                       alone has ABA (SYSCALL, returned, SYSCALL again)
  *   BLOCK_BEFORE_ARM=1  make the worker BLOCKED before arming
+ *   READ_SERVER_LATE=1  the watcher reads server_tid after publishing
+ *                       TAKEN_* (the bug found at the session-2 merge: the
+ *                       worker may have parked and been run by the other
+ *                       server by then, which is then woken instead)
+ *
+ * Server identity: two servers. `srv` is the worker's server_tid; a server
+ * that runs the worker waits (`waiting`) until the watcher wakes it after a
+ * take-over (T6 wakes the worker's own server). A parked worker is run by
+ * any server that is not waiting. Checked: the server woken is the one
+ * that held the worker when it was made BLOCKED, and at the end only the
+ * worker's current server is still holding it (no server waits for ever).
  */
 
 #ifndef CALLS
@@ -40,6 +51,9 @@
 #endif
 #ifndef BLOCK_BEFORE_ARM
 #define BLOCK_BEFORE_ARM 0
+#endif
+#ifndef READ_SERVER_LATE
+#define READ_SERVER_LATE 0
 #endif
 
 mtype = { USER, SYSCALL, LIB, TAKING, TAKEN_SYS, TAKEN_RAW };
@@ -56,6 +70,45 @@ bit sig;		/* detection signal pending */
 byte takes, parks;
 bit done, wdone;
 bit slept;		/* ghost: the current call has slept */
+byte srv = 1;		/* the worker's server_tid (servers 1 and 2) */
+bit waiting[3];		/* server s runs the worker, waits for its block */
+byte holder;		/* ghost: srv when the worker was made BLOCKED */
+
+
+/* a server that is not waiting pops the parked worker and runs it */
+inline run_by_a_server()
+{
+	atomic {
+		if
+		:: !waiting[1] -> srv = 1; waiting[1] = 1
+		:: !waiting[2] -> srv = 2; waiting[2] = 1
+		fi
+	}
+}
+
+/* the watcher wakes server s (T6: the worker's own server) */
+inline wake_server(s)
+{
+	atomic {
+		assert(s == holder && waiting[s]);
+		waiting[s] = 0
+	}
+}
+
+/* make the worker BLOCKED, publish TAKEN_x, wake its server */
+inline take(x)
+{
+	state = BLOCKED;
+	holder = srv;
+#if READ_SERVER_LATE
+	det = x;
+	stid = srv;
+#else
+	stid = srv;
+	det = x;
+#endif
+	wake_server(stid)
+}
 
 inline sleep_and_wake()
 {
@@ -73,6 +126,7 @@ inline park()
 	parks++;
 	state = IDLE;
 	sleep_and_wake();	/* the library's own sleep: never taken */
+	run_by_a_server();
 	state = RUNNING;	/* a server ran us */
 	det = USER
 }
@@ -102,6 +156,7 @@ inline user_code()
 active proctype worker()
 {
 	byte n;
+	waiting[1] = 1;	/* server 1 runs the worker at first */
 	for (n : 1 .. CALLS) {
 		if
 		:: /* lazy wrapped call */
@@ -132,6 +187,7 @@ active proctype worker()
 active proctype watcher()
 {
 	mtype d, l;
+	byte stid;
 	do
 	:: done -> break
 	:: else ->
@@ -164,12 +220,9 @@ active proctype watcher()
 					:: else -> skip
 					fi;
 #endif
-#if !BLOCK_BEFORE_ARM
-					state = BLOCKED;
-#endif
 					assert(slept);
 					takes++;
-					det = TAKEN_RAW
+					take(TAKEN_RAW)
 				:: else ->
 #if !NO_RECHECK
 					if
@@ -180,9 +233,8 @@ active proctype watcher()
 					fi;
 #endif
 					assert(slept);	/* only a call that really slept is reported */
-					state = BLOCKED;
 					takes++;
-					det = TAKEN_SYS
+					take(TAKEN_SYS)
 				fi
 			:: atomic { det != d -> skip }	/* the worker moved first */
 			fi
@@ -197,5 +249,6 @@ next:		skip
 active proctype check()
 {
 	(done && wdone);
-	assert(det == USER && takes == parks)
+	assert(det == USER && takes == parks);
+	assert(waiting[srv] && !waiting[3 - srv])
 }
