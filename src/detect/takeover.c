@@ -108,9 +108,10 @@ bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w)
 	uint32_t stid = umcg__load_u32(&t->server_tid);
 	if (atomic_load_explicit(&server->supervise, memory_order_relaxed) == w)
 		atomic_store_explicit(&server->supervise, NULL, memory_order_relaxed);
-	atomic_store_explicit(&w->det, raw ? DET_TAKEN_RAW : DET_TAKEN_SYS, memory_order_release);
+	/* counted first: the worker may park, run and finish before our next step */
 	atomic_fetch_add_explicit(raw ? &umcg__det_counts.taken_raw : &umcg__det_counts.taken_sys,
 				  1, memory_order_relaxed);
+	atomic_store_explicit(&w->det, raw ? DET_TAKEN_RAW : DET_TAKEN_SYS, memory_order_release);
 
 	/* T6: wake the worker's server (CAS IDLE -> RUNNING, ttwu) */
 	if (stid)
@@ -132,14 +133,25 @@ void umcg__det_supervise(struct umcg_ktask *w)
 
 /* ---- the worker's side ------------------------------------------------------ */
 
-/* Wait out a server's TAKING (a few instructions, unless it was preempted). */
+/*
+ * Wait out a server's TAKING (a few instructions, unless the watcher was
+ * preempted). The watcher is SCHED_IDLE and usually on our CPU: spinning
+ * or sched_yield() would starve it (seen: milliseconds of CPU burnt here
+ * under load), so after a short spin we sleep in 50 us steps (a timed
+ * futex wait on det: it returns at once if det changed) to give it the
+ * CPU. The watcher does not wake us: the step bounds the delay, and the
+ * case is rare (the worker woke while its sleep was being taken). Such a
+ * sleep is seen by the watcher as a sleep of ours; it may then complete
+ * the take, and we park (we did sleep in the call it was taking).
+ */
 static int settle(struct umcg_ktask *k)
 {
 	int d;
 	for (int spins = 0;
 	     (d = atomic_load_explicit(&k->det, memory_order_acquire)) == DET_TAKING;)
 		if (++spins > 64)
-			sched_yield();
+			umcg__futex_wait((_Atomic uint32_t *)&k->det, (uint32_t)DET_TAKING,
+					 umcg_now_ns() + 50000);
 	return d;
 }
 
@@ -149,7 +161,16 @@ static int settle(struct umcg_ktask *k)
  */
 static void park_taken(struct umcg_ktask *k, int d)
 {
-	atomic_store_explicit(&k->det, DET_LIB, memory_order_relaxed);
+	/*
+	 * Claim the park: our own alarm signal can arrive between the caller
+	 * seeing TAKEN_* and here, and its handler parks us first (then det
+	 * is USER again and we must not park a second time), or it arrives
+	 * after this CAS and finds LIB. A CAS on our own word is atomic with
+	 * respect to our signal handlers.
+	 */
+	if (!atomic_compare_exchange_strong_explicit(&k->det, &d, DET_LIB, memory_order_acq_rel,
+						     memory_order_acquire))
+		return;
 	if (d == DET_TAKEN_RAW)
 		umcg__det_alarm_disarm(k);
 	atomic_fetch_add_explicit(&umcg__det_counts.parks, 1, memory_order_relaxed);
@@ -222,6 +243,9 @@ void umcg__det_signal(struct umcg_ktask *k)
 		atomic_store_explicit(&k->park_pending, true, memory_order_relaxed);
 		return;
 	}
+	atomic_fetch_add_explicit(&umcg__det_counts.signals, 1, memory_order_relaxed);
+	if (atomic_load_explicit(&k->det, memory_order_relaxed) == DET_TAKING)
+		atomic_fetch_add_explicit(&umcg__det_counts.signals_early, 1, memory_order_relaxed);
 	int d = settle(k);
 	if (d != DET_TAKEN_RAW)
 		return; /* late or repeated signal: nothing to do */
