@@ -366,8 +366,14 @@ bool umcg__det_alarm_arm(struct umcg_ktask *w)
 		/* first raw take-over of this worker: open it once, keep it (disabled) */
 		void *ring;
 		int fd = open_event(w, 1, &ring);
-		if (fd < 0)
+		if (fd < 0) {
+			/* the sleep is not taken: say so, once (a silent hang is worse) */
+			warn_once(ring ? "mmap of a switch-in alarm's ring (perf_event_mlock_kb, "
+					 "RLIMIT_MEMLOCK): raw sleeps past it are not reported"
+				       : "perf_event_open of a switch-in alarm",
+				  -fd);
 			goto out;
+		}
 		pid_t tid = (pid_t)atomic_load_explicit(&w->tid, memory_order_relaxed);
 		struct f_owner_ex own = {.type = F_OWNER_TID, .pid = tid};
 		if (ioctl(fd, PERF_EVENT_IOC_DISABLE, 0) || fcntl(fd, F_SETOWN_EX, &own) ||
