@@ -23,8 +23,11 @@ static const char http_min_reply[] = "HTTP/1.1 200 OK\r\n"
 				     "\r\n"
 				     "hello";
 
-/* Serve fd until the peer closes it (or an error); closes fd. */
-static inline void http_min_serve(int fd)
+/*
+ * Serve fd until the peer closes it (or an error); closes fd. after_reply
+ * (may be NULL) runs after each batch of replies.
+ */
+static inline void http_min_serve(int fd, void (*after_reply)(void))
 {
 	char buf[4096];
 	size_t have = 0;
@@ -50,6 +53,8 @@ static inline void http_min_serve(int fd)
 			if (write(fd, http_min_reply, sizeof http_min_reply - 1) !=
 			    (ssize_t)(sizeof http_min_reply - 1))
 				goto out;
+		if (after_reply && nreq)
+			after_reply();
 	}
 out:
 	close(fd);

@@ -78,9 +78,9 @@ demo=$build/examples/fifo_demo
 
 # ---- sizes ------------------------------------------------------------------
 if ((quick)); then
-	w1_ops=50 w2_n=200 w3_passes=100000 w4_secs=2
+	w1_ops=50 w2_n=200 w3_passes=20000 w4_secs=2
 else
-	w1_ops=200 w2_n=1000 w3_passes=1000000 w4_secs=5
+	w1_ops=200 w2_n=1000 w3_passes=100000 w4_secs=5
 fi
 ncpu=$(nproc)
 
@@ -103,25 +103,26 @@ w2_systems() {
 	((have_go)) && printf 'go\t%s lat -n %d\n' "$P/go_peers" "$w2_n"
 	true
 }
-# Workload 3 (case: ring size)
+# Workload 3 (case: ring size). Passes per system: about a second or more of
+# hand-offs each (kernel-thread hand-offs are ~50x slower than user-space ones).
 w3_systems() {
-	local n=$1 passes=$w3_passes
-	printf 'umcg-rt\t%s -r %d -n %d\n' "$P/rt_ring" "$n" "$passes"
-	printf 'umcg-rt-1server\t%s -s 1 -r %d -n %d\n' "$P/rt_ring" "$n" "$passes"
-	printf 'pthreads-futex\t%s -r %d -n %d\n' "$P/ring_pthreads" "$n" "$passes"
-	printf 'pthreads-futex-1cpu\t%s -p -r %d -n %d\n' "$P/ring_pthreads" "$n" "$passes"
-	((have_go)) && printf 'go\t%s ring -r %d -n %d\n' "$P/go_peers" "$n" "$passes"
-	((have_go)) && printf 'go-1proc\t%s ring -p 1 -r %d -n %d\n' "$P/go_peers" "$n" "$passes"
-	# work stealing across threads: far slower per pass; fewer passes
-	((have_fiber)) && printf 'boost-fiber\t%s ring -r %d -n %d\n' "$P/fiber_peers" "$n" \
-		$((passes / 10))
+	local n=$1 slow=$w3_passes fast=$((w3_passes * 20)) ws=$((w3_passes / 5))
+	printf 'umcg-rt\t%s -r %d -n %d\n' "$P/rt_ring" "$n" "$slow"
+	printf 'umcg-rt-1server\t%s -s 1 -r %d -n %d\n' "$P/rt_ring" "$n" "$slow"
+	printf 'pthreads-futex\t%s -r %d -n %d\n' "$P/ring_pthreads" "$n" "$slow"
+	printf 'pthreads-futex-1cpu\t%s -p -r %d -n %d\n' "$P/ring_pthreads" "$n" "$slow"
+	((have_go)) && printf 'go\t%s ring -r %d -n %d\n' "$P/go_peers" "$n" "$fast"
+	((have_go)) && printf 'go-1proc\t%s ring -p 1 -r %d -n %d\n' "$P/go_peers" "$n" "$fast"
+	# work stealing across threads: a pass wakes the other thread
+	((have_fiber)) && printf 'boost-fiber\t%s ring -r %d -n %d\n' "$P/fiber_peers" "$n" "$ws"
 	((have_fiber)) && printf 'boost-fiber-1thread\t%s ring -R -r %d -n %d\n' \
-		"$P/fiber_peers" "$n" "$passes"
+		"$P/fiber_peers" "$n" "$fast"
 	true
 }
 # Workload 4 (case: connections); the command is the server
 w4_systems() {
-	printf 'umcg-rt\t%s -p prio\n' "$P/rt_srv"
+	printf 'umcg-rt\t%s -Y\n' "$P/rt_srv"
+	printf 'umcg-rt-noyield\t%s\n' "$P/rt_srv"
 	printf 'pthreads\t%s\n' "$P/srv_pthreads"
 	((have_go)) && printf 'go-net/http\t%s http -a 127.0.0.1:PORT\n' "$P/go_peers"
 	true
@@ -215,6 +216,7 @@ echo "# load after: $(uptime | sed 's/.*load/load/')" | tee -a "$out/header"
 # ---- summary: a markdown table per workload, case and metric -------------------
 summary() {
 	awk '
+	function f(x) { return x >= 1000 ? sprintf("%.0f", x) : sprintf("%.3g", x) }
 	function better(m) { return (m == "switches_per_s" || m == "req_per_s") ? 1 : -1 }
 	{ k = $1 SUBSEP $2 SUBSEP $4; if (!(k in seen)) { seen[k] = 1; keys[++nk] = k }
 	  ks = k SUBSEP $3; if (!(ks in n)) { sys[k] = sys[k] " " $3 }
@@ -245,7 +247,7 @@ summary() {
 				if (better(a[3]) > 0 ? med[q] > med[p] : med[q] < med[p]) { ord[y - 1] = q; ord[y] = p }
 				else break }
 			for (x = 1; x <= ns; x++) { j = ord[x]
-				printf "| %s | %.4g | %.4g..%.4g | %.2fx | %s |\n", S[j], med[j], lo[j], hi[j],
+				printf "| %s | %s | %s..%s | %.2fx | %s |\n", S[j], f(med[j]), f(lo[j]), f(hi[j]),
 					best ? med[j] / best : 0, um ? sprintf("%.2fx", med[j] / um) : "-" }
 		}
 	}' "$out/samples"

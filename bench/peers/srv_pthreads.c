@@ -19,7 +19,7 @@
 
 static void *conn(void *arg)
 {
-	http_min_serve((int)(intptr_t)arg);
+	http_min_serve((int)(intptr_t)arg, NULL);
 	return NULL;
 }
 
