@@ -16,11 +16,14 @@ trap 'rm -rf "$tmp"' EXIT
 # panel: workload case metric title log(0/1)
 panels=(
 	"1 demo time_s 1:_README_demo,_elapsed_s_(lower_is_better) 0"
+	"2 interactive p50_us 2:_interactive_p50_us_(log,_lower_is_better) 1"
 	"2 interactive p99_us 2:_interactive_p99_us_(log,_lower_is_better) 1"
 	"3 N=2 switches_per_s 3:_token_ring_N=2,_switches/s_(log,_higher_is_better) 1"
 	"3 N=1000 switches_per_s 3:_token_ring_N=1000,_switches/s_(log,_higher_is_better) 1"
 	"4 100 req_per_s 4:_server,_100_connections,_requests/s_(higher_is_better) 0"
 	"4 1000 req_per_s 4:_server,_1000_connections,_requests/s_(higher_is_better) 0"
+	"4 100 p99_ms 4:_server,_100_connections,_p99_ms_(log,_lower_is_better) 1"
+	"4 1000 p99_ms 4:_server,_1000_connections,_p99_ms_(log,_lower_is_better) 1"
 )
 n=0
 gp=$tmp/plot.gp
@@ -47,7 +50,7 @@ done
 ((n)) || { echo "plot: no samples in $dir/samples" >&2; exit 1; }
 rows=$(((n + 1) / 2))
 {
-	echo "set terminal pngcairo size 1400,$((rows * 420)) font ',10'"
+	echo "set terminal pngcairo size 1400,$((rows * 380)) font ',10'"
 	echo "set output '$png'"
 	echo "set style fill solid 0.7 border -1"
 	echo "set boxwidth 0.6"

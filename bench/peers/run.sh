@@ -108,7 +108,7 @@ w2_systems() {
 w3_systems() {
 	local n=$1 slow=$w3_passes fast=$((w3_passes * 20)) ws=$((w3_passes / 5))
 	printf 'umcg-rt\t%s -r %d -n %d\n' "$P/rt_ring" "$n" "$slow"
-	printf 'umcg-rt-1server\t%s -s 1 -r %d -n %d\n' "$P/rt_ring" "$n" "$slow"
+	printf 'umcg-rt-1cpu\t%s -s 1 -p -r %d -n %d\n' "$P/rt_ring" "$n" "$slow"
 	printf 'pthreads-futex\t%s -r %d -n %d\n' "$P/ring_pthreads" "$n" "$slow"
 	printf 'pthreads-futex-1cpu\t%s -p -r %d -n %d\n' "$P/ring_pthreads" "$n" "$slow"
 	((have_go)) && printf 'go\t%s ring -r %d -n %d\n' "$P/go_peers" "$n" "$fast"

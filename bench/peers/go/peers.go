@@ -22,8 +22,9 @@
 //	    with "hello"; runs until killed. Prints "listening" when ready.
 //
 // Timer slack: Go offers no knob; prctl(PR_SET_TIMERSLACK) is per thread,
-// so -slack (default 1 ns) sets it on the threads that exist at start and,
-// through inheritance, on the threads cloned from them later. It changes
+// so -slack (default 1 ns) sets it on the threads that exist at start
+// (/proc/<tid>/timerslack_ns) and, through inheritance, on the threads
+// cloned from them later (-slackcheck prints every thread's slack at exit). It changes
 // little: Go's timers wake through epoll_pwait with a millisecond timeout
 // or at the next scheduling point of a P (see docs/peers.md).
 package main
@@ -57,8 +58,9 @@ func compute(d time.Duration) {
 	atomic.AddUint64(&sink, s&1)
 }
 
-// setSlack sets the timer slack of every thread of the process (root or
-// CAP_SYS_NICE for other threads' /proc files; our own thread via prctl).
+// setSlack sets the timer slack of every thread of the process that exists
+// now (our own by prctl, the others through /proc/<tid>/timerslack_ns: root
+// or CAP_SYS_NICE); threads cloned later inherit it from their creator.
 func setSlack(ns int) {
 	const prSetTimerslack = 29
 	syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerslack, uintptr(ns), 0)
@@ -67,8 +69,8 @@ func setSlack(ns int) {
 		return
 	}
 	for _, t := range tasks {
-		_ = os.WriteFile("/proc/self/task/"+t.Name()+"/timerslack_ns",
-			[]byte(fmt.Sprint(ns)), 0)
+		// /proc/<tid>/timerslack_ns (there is none under task/)
+		_ = os.WriteFile("/proc/"+t.Name()+"/timerslack_ns", []byte(fmt.Sprint(ns)), 0)
 	}
 }
 
@@ -200,6 +202,7 @@ func main() {
 	b := fs.Int("b", 0, "batch goroutines (lat; default: P)")
 	r := fs.Int("r", 2, "ring members (ring)")
 	a := fs.String("a", ":8080", "listen address (http)")
+	check := fs.Bool("slackcheck", false, "print every thread's timer slack at exit")
 	fs.Parse(os.Args[2:])
 	runtime.GOMAXPROCS(*p)
 	if *slack > 0 {
@@ -224,5 +227,12 @@ func main() {
 	default:
 		fmt.Fprintln(os.Stderr, "usage: peers demo|lat|ring|http [flags]")
 		os.Exit(2)
+	}
+	if *check {
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, t := range tasks {
+			b, _ := os.ReadFile("/proc/" + t.Name() + "/timerslack_ns")
+			fmt.Printf("# thread %s timerslack_ns %s", t.Name(), b)
+		}
 	}
 }

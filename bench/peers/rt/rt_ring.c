@@ -7,7 +7,10 @@
  * hand-off (one futex wake, no trip through the policy, the server stays
  * asleep) - and parks until the token comes round again.
  *
- * Usage: rt_ring [-s servers] [-r members] [-n passes] [-U]
+ * -p: every member's thread pinned to the first allowed CPU, where server 0
+ * is pinned (with -s 1: the whole ring on one CPU, as pthreads' -p).
+ *
+ * Usage: rt_ring [-s servers] [-r members] [-n passes] [-p] [-U]
  * Prints "switches_per_s X elapsed_s Y" (one switch = one pass) and the
  * runtime's direct-switch count.
  */
@@ -23,7 +26,7 @@
 #include "umcg.h"
 #include "umcg_rt.h"
 
-static int nr = 2;
+static int nr = 2, pin_cpu = -1;
 static long passes = 1000000;
 static _Atomic long token;
 static _Atomic int ready;
@@ -32,6 +35,12 @@ static _Atomic(struct umcg_rt_worker *) *members;
 static void *member(void *arg)
 {
 	int me = (int)(intptr_t)arg, next = (me + 1) % nr;
+	if (pin_cpu >= 0) { /* -p: the member's thread on the first CPU, with server 0 */
+		cpu_set_t c;
+		CPU_ZERO(&c);
+		CPU_SET(pin_cpu, &c);
+		sched_setaffinity(0, sizeof c, &c);
+	}
 	atomic_fetch_add(&ready, 1);
 	for (;;) {
 		long t;
@@ -55,7 +64,7 @@ int main(int argc, char **argv)
 {
 	int servers = 0, opt;
 	bool pin = true;
-	while ((opt = getopt(argc, argv, "s:r:n:U")) != -1) {
+	while ((opt = getopt(argc, argv, "s:r:n:pU")) != -1) {
 		switch (opt) {
 		case 's':
 			servers = atoi(optarg);
@@ -66,11 +75,20 @@ int main(int argc, char **argv)
 		case 'n':
 			passes = atol(optarg);
 			break;
+		case 'p': {
+			cpu_set_t c;
+			sched_getaffinity(0, sizeof c, &c);
+			for (pin_cpu = 0; pin_cpu < CPU_SETSIZE && !CPU_ISSET(pin_cpu, &c);
+			     pin_cpu++)
+				;
+			break;
+		}
 		case 'U':
 			pin = false;
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-s servers] [-r members] [-n passes] [-U]\n",
+			fprintf(stderr,
+				"usage: %s [-s servers] [-r members] [-n passes] [-p] [-U]\n",
 				argv[0]);
 			return 2;
 		}
