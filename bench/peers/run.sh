@@ -16,8 +16,8 @@
 #         timer expiry to done, p50 and p99 in us, lower is better
 #       3 token ring, N = 2 and N = 1000: switches/s, higher is better
 #       4 server, one worker per connection, minimal HTTP under
-#         `wrk --latency`, 100 and 1000 connections: requests/s (higher
-#         is better) and p99 in ms (lower is better)
+#         `wrk --latency` (after 1 s of warm-up), 100 and 1000 connections:
+#         requests/s (higher is better) and p99 in ms (lower is better)
 #   -b  build dir with libumcg.a and examples/fifo_demo (default build/plain;
 #       run `make` first); the peers are built into <build_dir>/peers/
 #   -o  keep the raw samples and summary here (default <build_dir>/peers/results)
@@ -166,6 +166,9 @@ run_server() {
 	$cmd >"$out/srv.out" 2>>"$log" &
 	pid=$!
 	for _ in $(seq 100); do grep -q listening "$out/srv.out" 2>/dev/null && break; sleep 0.05; done
+	# warm-up: the connections' threads/workers/goroutines exist before we measure
+	# (a umcg worker's first start also registers it and opens its perf event)
+	wrk -t2 -c"$c" -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1
 	o=$(wrk -t2 -c"$c" -d"${w4_secs}s" --timeout 5s --latency "http://127.0.0.1:$port/" 2>&1)
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
