@@ -6,6 +6,7 @@
 #                        ASan+UBSan, and (as root) plain again as uid 65534
 #   make test-one VARIANT=tsan   one variant only
 #   make bench           run the benchmarks
+#   make bench-peers[-smoke]   umcg runtime vs pthreads, Go, Boost.Fiber (bench/peers)
 #   make install PREFIX=/usr/local
 #   make format | format-check | lint
 #   make kernel | kernel-test [KDEBUG=1]   the UMCG kernel (kernel/README.md)
@@ -40,6 +41,8 @@ BENCH_SRC := $(sort $(filter-out bench/bench_common.c,$(wildcard bench/*.c)))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
 PEER_SRC := $(sort $(wildcard bench/peers/*.c))
 PEER_BIN := $(PEER_SRC:bench/peers/%.c=$(O)/bench/%)
+PEER_RT_SRC := $(sort $(wildcard bench/peers/rt/*.c))
+PEER_RT_BIN := $(PEER_RT_SRC:bench/peers/rt/%.c=$(O)/bench/%)
 EX_SRC := $(sort $(wildcard examples/*.c))
 EX_BIN := $(EX_SRC:examples/%.c=$(O)/examples/%)
 
@@ -47,12 +50,12 @@ SOVER := 0
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all lib tests bench-bin examples demo test test-one bench install uninstall clean format format-check lint spin
+.PHONY: all lib tests bench-bin examples demo test test-one bench bench-peers bench-peers-smoke install uninstall clean format format-check lint spin
 all: lib examples tests bench-bin
 
 lib: $(O)/libumcg.a $(O)/libumcg.so
 tests: $(TEST_BIN)
-bench-bin: $(BENCH_BIN) $(PEER_BIN)
+bench-bin: $(BENCH_BIN) $(PEER_BIN) $(PEER_RT_BIN)
 examples: $(EX_BIN)
 
 $(O)/%.o: %.c $(HDRS)
@@ -83,6 +86,11 @@ $(O)/bench/%: bench/peers/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< $(ALL_LDFLAGS) -o $@
 
+# the umcg runtime's side of bench/peers (run.sh builds its own copies)
+$(O)/bench/%: bench/peers/rt/%.c $(O)/libumcg.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< $(O)/libumcg.a $(ALL_LDFLAGS) -o $@
+
 $(O)/examples/%: examples/%.c $(O)/libumcg.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< $(O)/libumcg.a $(ALL_LDFLAGS) -o $@
@@ -96,6 +104,12 @@ test:
 
 test-one: tests
 	./scripts/run-tests.sh --variant $(VARIANT) --no-build
+
+# bench/peers: umcg runtime vs pthreads, Go, Boost.Fiber (docs/peers.md)
+bench-peers: lib examples
+	./bench/peers/run.sh -b $(O) -P
+bench-peers-smoke: lib examples
+	./bench/peers/run.sh -b $(O) -q
 
 bench: bench-bin
 	./scripts/run-bench.sh $(O)

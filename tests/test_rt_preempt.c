@@ -168,6 +168,43 @@ TEST_T(interactive_latency_beside_batch, 60)
 	CHECK_EQ(umcg_rt_destroy(rt), 0);
 }
 
+/*
+ * Wake-up preemption: a slice of 400 ms makes the timer look every 100 ms,
+ * so an urgent worker that waited for the timer would wait ~50 ms per
+ * wake-up; waking from umcg_rt_sleep_ns() it preempts the batch worker
+ * itself.
+ */
+TEST_T(sleep_wakeup_preempts_at_once, 60)
+{
+	struct umcg_rt *rt = mk_prio(1, 400000000);
+	atomic_store(&stop, 0);
+	atomic_store(&spinning, 0);
+	nr_lat = 20;
+	struct umcg_rt_spawn_attr lo = prio_attr(0), hi = prio_attr(7);
+	struct umcg_rt_worker *b = umcg_rt_spawn(rt, endless, (void *)0, &lo);
+	CHECK(b != NULL);
+	while (!atomic_load(&spinning))
+		usleep(1000);
+	/* spawned behind a running batch worker: the first run needs a tick */
+	struct umcg_rt_worker *iw = umcg_rt_spawn(rt, interactive, NULL, &hi);
+	CHECK(iw != NULL);
+	CHECK_EQ(umcg_rt_join(iw, NULL), 0);
+	atomic_store(&stop, 1);
+	CHECK_EQ(umcg_rt_join(b, NULL), 0);
+	qsort(lat, (size_t)nr_lat, sizeof lat[0], cmp_u64);
+	fprintf(stderr, "    wake-up to running: p50 %.1f us, max %.1f us\n",
+		(double)lat[nr_lat / 2] / 1e3, (double)lat[nr_lat - 1] / 1e3);
+	CHECK(lat[nr_lat / 2] < 20000000); /* the timer alone: ~50 ms */
+	struct umcg_rt_stats st;
+	CHECK_EQ(umcg_rt_shutdown(rt), 0);
+	umcg_rt_get_stats(rt, &st);
+	/* a wake-up that finds the server free (the batch worker not yet back) needs none */
+	CHECK(st.preempt_signals >= 1);
+	CHECK(st.preempts >= 1);
+	CHECK(st.preempts <= st.preempt_signals);
+	CHECK_EQ(umcg_rt_destroy(rt), 0);
+}
+
 /* ---- preemption does not break the sync objects -------------------------------------- */
 
 static struct umcg_rt_mutex m;

@@ -19,6 +19,16 @@
  * words are unchanged: a preempted worker looks like one that blocked and
  * woke up; the "preempted" mark is the runtime's.
  *
+ * Wake-up preemption: a worker that comes back from umcg_rt_sleep_ns()
+ * does not wait for the timer's next look (up to a quarter slice): before
+ * it queues itself it signals, itself, the running worker of lowest
+ * priority if that is lower than its own (rt__wake_preempt). Whoever
+ * signals a run first claims it with a CAS on the server's sig_seq, so a
+ * run gets one signal. If the preempted worker's server looks at the
+ * idle-workers list before the waking worker is on it (the signal has to
+ * reach the other worker and its server has to wake up first, so this is
+ * rare), it runs what it finds and the timer's next tick preempts again.
+ *
  * When not: umcg_block_point() does nothing unless the worker is RUNNING
  * and not LOCKED, so a worker that is handing its server back, parked,
  * blocked in a wrapper, or finishing is never touched (the block/wake
@@ -70,12 +80,50 @@ void rt__run_started(struct rt_server *s, struct rt_thread *th)
 	atomic_fetch_add_explicit(&s->run_seq, 1, memory_order_relaxed);
 }
 
+/* Claim run `seq` of s for one signal (timer or waking worker) and send it. */
+static void signal_run(struct umcg_rt *rt, struct rt_server *s, uint64_t seq)
+{
+	uint64_t old = atomic_load_explicit(&s->sig_seq, memory_order_relaxed);
+	if (old == seq || !atomic_compare_exchange_strong_explicit(
+			      &s->sig_seq, &old, seq, memory_order_relaxed, memory_order_relaxed))
+		return; /* signalled already */
+	struct rt_thread *th = atomic_load_explicit(&s->cur, memory_order_relaxed);
+	if (th && syscall(SYS_tgkill, getpid(), th->tid, rt->attr.preempt_signal) == 0)
+		atomic_fetch_add_explicit(&rt->preempt_signals, 1, memory_order_relaxed);
+}
+
+/*
+ * The calling worker (BLOCKED: its sleep just ended) preempts the running
+ * worker of lowest priority below its own, if any. Relaxed reads: a stale
+ * one makes a spurious signal (the worker is queued again) or a missed one
+ * (the timer's tick catches up).
+ */
+void rt__wake_preempt(struct rt_thread *self)
+{
+	struct umcg_rt *rt = self->rt;
+	struct umcg_rt_worker *w = atomic_load_explicit(&self->cur, memory_order_relaxed);
+	if (!rt->timer_on || !w)
+		return;
+	int lo = w->prio, victim = -1;
+	for (int i = 0; i < rt->nr_servers; i++) {
+		struct rt_server *s = &rt->servers[i];
+		struct rt_thread *th = atomic_load_explicit(&s->cur, memory_order_relaxed);
+		int p = atomic_load_explicit(&s->cur_prio, memory_order_relaxed);
+		if (th && th != self && p < lo) {
+			lo = p;
+			victim = i;
+		}
+	}
+	if (victim >= 0) {
+		struct rt_server *s = &rt->servers[victim];
+		signal_run(rt, s, atomic_load_explicit(&s->run_seq, memory_order_relaxed));
+	}
+}
+
 static void *timer_main(void *arg)
 {
 	struct umcg_rt *rt = arg;
 	uint64_t slice = rt->attr.preempt_slice_ns;
-	int sig = rt->attr.preempt_signal;
-	pid_t pid = getpid();
 	/*
 	 * Wake 4 times per slice: a worker that woke up behind busy servers
 	 * waits for the next look at the idle-workers list, so this bounds
@@ -105,14 +153,11 @@ static void *timer_main(void *arg)
 			uint64_t seq = atomic_load_explicit(&s->run_seq, memory_order_relaxed);
 			uint64_t start = atomic_load_explicit(&s->run_start, memory_order_relaxed);
 			int prio = atomic_load_explicit(&s->cur_prio, memory_order_relaxed);
-			if (seq == s->sig_seq || now < start)
+			if (seq == atomic_load_explicit(&s->sig_seq, memory_order_relaxed) ||
+			    now < start)
 				continue;
-			if (!rt->pol->tick(rt->pd, i, prio, now - start, slice))
-				continue;
-			s->sig_seq = seq;
-			if (syscall(SYS_tgkill, pid, th->tid, sig) == 0)
-				atomic_fetch_add_explicit(&rt->preempt_signals, 1,
-							  memory_order_relaxed);
+			if (rt->pol->tick(rt->pd, i, prio, now - start, slice))
+				signal_run(rt, s, seq);
 		}
 	}
 	return NULL;

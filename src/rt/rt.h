@@ -101,7 +101,7 @@ struct rt_server {
 	 * makes a spurious or a missed signal) */
 	_Atomic uint64_t run_start, run_seq;
 	_Atomic int cur_prio;
-	uint64_t sig_seq; /* the run the timer signalled last (timer only) */
+	_Atomic uint64_t sig_seq; /* the run signalled last (CAS: timer, waking workers) */
 	_Atomic int exited;
 	struct rt_trace *trace; /* NULL: tracing off */
 	/* counters: relaxed atomics, written by the server and its workers */
@@ -265,6 +265,7 @@ int rt__preempt_start(struct umcg_rt *rt);
 void rt__preempt_stop(struct umcg_rt *rt);
 /* Record the start of a run of th on s (for the timer). */
 void rt__run_started(struct rt_server *s, struct rt_thread *th);
+void rt__wake_preempt(struct rt_thread *self);
 
 /* Tracing (trace.c): rt__trace only when s->trace is not NULL. */
 int rt__trace_init(struct umcg_rt *rt);

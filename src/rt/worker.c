@@ -245,6 +245,23 @@ UMCG_RT_EXPORT int umcg_rt_sleep_ns(uint64_t ns)
 	uint64_t end = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + ns;
 	ts.tv_sec = (time_t)(end / 1000000000ull);
 	ts.tv_nsec = (long)(end % 1000000000ull);
+	struct rt_thread *th = rt__self_thread;
+	if (th && th->rt->timer_on) {
+		/*
+		 * Preemption on: block eagerly (as the wrappers do without
+		 * detection), so that we run our own code between the end of
+		 * the sleep and the wake point that queues us: a worker of
+		 * higher priority than a running one preempts it at once
+		 * (preempt.c, rt__wake_preempt) instead of at the timer's
+		 * next tick.
+		 */
+		umcg_block_point();
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+			;
+		rt__wake_preempt(th);
+		umcg_wake_point();
+		return 0;
+	}
 	/* a worker: the wrapper's block and wake points free the server meanwhile */
 	while (umcg_clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
