@@ -8,7 +8,7 @@
 #   KDEBUG=1      use the debug kernel (lockdep, DEBUG_ATOMIC_SLEEP)
 #   KTEST=a,b     run only /tests/a and /tests/b in the guest (lib_test_x: the library's test_x)
 #   KLIB=0        leave the library's tests (lib_test_*) out
-#   KSCALE=n      UMCG_TEST_SCALE for the library's tests (default 10: TCG is slow)
+#   KSCALE=n      UMCG_TEST_SCALE for the library's tests (default 50: TCG is slow)
 #   KBACKEND=b    UMCG_BACKEND for them (default kernel; user to compare)
 #   KBENCH=1      run kernel/scripts/bench.cmds in the guest instead of the tests
 #   KTIMEOUT=s    wall-clock limit for the guest (default 900)
@@ -52,7 +52,7 @@ echo "=== initramfs: $(ls "$root/tests" | wc -w) test binaries ($(($(date +%s) -
 
 append="console=ttyS0 panic=-1 oops=panic loglevel=4 rdinit=/init"
 [ -n "${KTEST:-}" ] && append="$append umcg.only=$KTEST"
-append="$append umcg.scale=${KSCALE:-10}"
+append="$append umcg.scale=${KSCALE:-50}"
 [ -n "${KBACKEND:-}" ] && append="$append umcg.backend=$KBACKEND"
 [ "${KBENCH:-0}" = 1 ] && append="$append umcg.bench=1"
 t1=$(date +%s.%N)
