@@ -804,6 +804,75 @@ TEST_T(page_faults_on_an_evicted_mapping, 120)
 	free(b);
 }
 
+/* ---- kernel backend: a page fault that sleeps on the mmap lock -------------- */
+
+/*
+ * The kernel's block hook sees every sleep of a worker, a page fault's
+ * included. The guest has no disk to evict a page to, so the fault is
+ * made to sleep on the mmap lock instead: a plain thread holds it for
+ * writing again and again (mprotect() of a big populated region), and
+ * worker A touches fresh anonymous pages (each first touch is a fault that
+ * takes the lock for reading: it sleeps whenever the writer holds it). A
+ * fault that slept handed the CPU to worker B, which counts its runs until
+ * A is done. Kernel only: the emulation's detection has the test above.
+ */
+static _Atomic int mw_stop;
+static char *mw_big;
+static size_t mw_big_len;
+
+static void *mmap_lock_writer(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&mw_stop)) {
+		mprotect(mw_big, mw_big_len, PROT_READ);
+		mprotect(mw_big, mw_big_len, PROT_READ | PROT_WRITE);
+	}
+	return NULL;
+}
+
+static void touch_fresh_pages(struct su_worker *w)
+{
+	for (size_t o = 0; o < pf_len; o += 4096)
+		((volatile char *)pf_map)[o] = 1; /* a fault; sleeps if the writer holds the lock */
+	atomic_store(&pf_a_done, 1);
+	CHECK(check_running_locked(w));
+}
+
+TEST_T(page_fault_on_a_contended_mmap_lock_hands_back, 120)
+{
+	if (!th_on_kernel())
+		th_skip("kernel backend only (the emulation's page-fault test is the one above)");
+	mw_big_len = 32u << 20;
+	mw_big = mmap(NULL, mw_big_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(mw_big != MAP_FAILED);
+	memset(mw_big, 1, mw_big_len); /* populated: every mprotect walks its page tables */
+	pf_len = 16u << 20;
+	void *m = mmap(NULL, pf_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(m != MAP_FAILED);
+	pf_map = m;
+	pthread_t wt;
+	CHECK_EQ(pthread_create(&wt, NULL, mmap_lock_writer, NULL), 0);
+	struct su_group g;
+	memset(&g, 0, sizeof g);
+	struct su_worker *a = su_worker_alloc(), *b = su_worker_alloc();
+	start_in_order(a, &g, touch_fresh_pages, NULL);
+	start_in_order(b, &g, run_while_a_faults, NULL);
+	serve(&g, 2);
+	su_worker_join(a);
+	su_worker_join(b);
+	atomic_store(&mw_stop, 1);
+	CHECK_EQ(pthread_join(wt, NULL), 0);
+	printf("    %zu fresh pages; B ran %ld times while A faulted\n", pf_len / 4096,
+	       atomic_load(&pf_b_ran));
+	/* some fault slept on the lock and was reported: B got the CPU meanwhile */
+	CHECK(atomic_load(&pf_b_ran) > 0);
+	CHECK_EQ(atomic_load(&g.bad_state), 0);
+	munmap(m, pf_len);
+	munmap(mw_big, mw_big_len);
+	free(a);
+	free(b);
+}
+
 /* ---- a worker-to-worker switch hands the watcher to the new worker ------------------ */
 
 static struct su_worker *w2w_b;

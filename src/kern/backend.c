@@ -45,7 +45,12 @@
 #include "kern/kern.h"
 
 _Atomic int umcg__backend_v; /* UMCG__B_* ; 0 = not decided yet */
-static long nr_ctl, nr_wait; /* written before the release CAS that publishes them */
+/*
+ * Written before the release CAS that publishes the decision; atomic
+ * (relaxed) because two threads deciding at once both write them (the
+ * same values).
+ */
+static _Atomic long nr_ctl, nr_wait;
 
 /* Read a small /proc file (open/read: usable in fork children and handlers). */
 static int read_small(const char *path, char *buf, size_t len)
@@ -91,8 +96,8 @@ int umcg__backend_slow(void)
 		      "(no /proc/sys/kernel/umcg_version): umcg_ctl() fails with ENOSYS\n";
 	} else if (e && *e && strcmp(e, "kernel") && strcmp(e, "auto"))
 		msg = "libumcg: UMCG_BACKEND is not kernel, user or auto: using auto\n";
-	nr_ctl = c;
-	nr_wait = w;
+	atomic_store_explicit(&nr_ctl, c, memory_order_relaxed);
+	atomic_store_explicit(&nr_wait, w, memory_order_relaxed);
 	int expected = 0;
 	if (atomic_compare_exchange_strong_explicit(&umcg__backend_v, &expected, b,
 						    memory_order_release, memory_order_acquire)) {
@@ -117,13 +122,13 @@ UMCG_EXPORT int umcg_backend(void)
 /* The two system calls, kernel backend only: 0/positive or -errno. */
 long umcg__kctl(uint32_t flags, struct umcg_task *self)
 {
-	long r = syscall(nr_ctl, flags, self);
+	long r = syscall(atomic_load_explicit(&nr_ctl, memory_order_relaxed), flags, self);
 	return r < 0 ? -errno : r;
 }
 
 long umcg__kwait(uint32_t flags, uint64_t abs_timeout)
 {
-	long r = syscall(nr_wait, flags, abs_timeout);
+	long r = syscall(atomic_load_explicit(&nr_wait, memory_order_relaxed), flags, abs_timeout);
 	return r < 0 ? -errno : r;
 }
 
