@@ -25,6 +25,8 @@ CFLAGS_plain := -O2 -g
 CFLAGS_tsan := -O1 -g -fsanitize=thread
 CFLAGS_asan := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 ALL_CFLAGS := $(BASE_CFLAGS) $(CFLAGS_$(VARIANT)) $(CFLAGS)
+CFLAGS_static := -O2 -g
+LDFLAGS_static := -static
 LDFLAGS_tsan := -fsanitize=thread
 LDFLAGS_asan := -fsanitize=address,undefined
 ALL_LDFLAGS := -pthread $(LDFLAGS_$(VARIANT)) $(LDFLAGS)

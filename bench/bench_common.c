@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -10,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench_common.h"
+#include "umcg_idle.h"
 #include "umcg_lists.h"
 
 /*
@@ -538,27 +541,68 @@ static struct cycle_ctx {
 	_Atomic uint32_t wtid;
 	_Atomic int stop;
 	_Atomic uint32_t sem_s, sem_w;
+	_Atomic size_t srv_cycles; /* cycles the server saw (a block ended its run) */
 	enum bench_pin pin;
 	long sleep_us;
 	struct bench_cycle *c;
 	size_t n;
 } CY;
 
+/*
+ * BENCH_IDLE=eventfd: the cycle's idle server waits on the review's
+ * idle_fd (umcg_idle.h) instead of the idle-servers stack; the worker
+ * names the fd (idle_fd_ptr) and no stack. The kernel backend's wake hook
+ * then signals the eventfd (eventfd_signal() on the return-to-user path),
+ * the emulation's wake point writes it.
+ */
+static bool cycle_eventfd;
+static struct umcg_idle_fd cycle_ifd;
+
+static enum bench_idle_result cycle_idle_eventfd(uint64_t *woke_ns)
+{
+	enum bench_idle_result res = BENCH_IDLE_FOUND_WORK;
+	for (;;) {
+		if (!umcg_idle_workers_empty(&CY.iwl)) {
+			*woke_ns = bench_now();
+			return res;
+		}
+		if (!umcg_idle_fd_prepare(&cycle_ifd, &CY.iwl))
+			continue; /* queued meanwhile */
+		struct pollfd p = {cycle_ifd.fd, POLLIN, 0};
+		int r = poll(&p, 1, 10000);
+		uint64_t t = bench_now();
+		umcg_idle_fd_finish(&cycle_ifd);
+		if (r == 0)
+			CY.srv.timeouts++;
+		else if (!umcg_idle_workers_empty(&CY.iwl)) {
+			*woke_ns = t;
+			return BENCH_IDLE_SLEPT;
+		}
+	}
+}
+
 static void *cycle_umcg_server(void *arg)
 {
 	bench_pin_self(bench_pin_cpu(CY.pin, 0));
 	bench_server_register(&CY.srv);
-	bench_server_idle(&CY.srv, &CY.iwl, &CY.isl, NULL);
+	uint64_t t0;
+	if (cycle_eventfd)
+		cycle_idle_eventfd(&t0);
+	else
+		bench_server_idle(&CY.srv, &CY.iwl, &CY.isl, NULL);
 	bench_server_take(&CY.iwl, &CY.wtask);
 	uint32_t wtid = atomic_load(&CY.wtid);
 	for (size_t i = 0; i < CY.n; i++) {
 		uint32_t st = bench_server_run(&CY.srv, &CY.wtask, wtid);
 		CY.c[i].t_srv = bench_now();
+		atomic_store(&CY.srv_cycles, i + 1);
 		/* IDLE: it blocked and already came back (we were slow to run) */
 		if (st != UMCG_TASK_BLOCKED && st != UMCG_TASK_IDLE)
 			bench_die("cycle %zu: worker state %#x, expected BLOCKED", i, st);
 		CY.c[i].idle_res =
-		    (uint8_t)bench_server_idle(&CY.srv, &CY.iwl, &CY.isl, &CY.c[i].t_idle);
+		    (uint8_t)(cycle_eventfd
+				  ? cycle_idle_eventfd(&CY.c[i].t_idle)
+				  : bench_server_idle(&CY.srv, &CY.iwl, &CY.isl, &CY.c[i].t_idle));
 		CY.c[i].cpu_srv = (int16_t)sched_getcpu();
 		bench_server_take(&CY.iwl, &CY.wtask);
 	}
@@ -570,21 +614,74 @@ static void *cycle_umcg_server(void *arg)
 	return NULL;
 }
 
+/*
+ * The kernel backend's hooks run inside the sleep: the block hook before
+ * the worker leaves the CPU, the wake hook before the sleep call returns
+ * to user space. So there "the call returned" cannot be timestamped by
+ * the worker; t_ret is then the sleep's deadline (an absolute sleep, timer
+ * slack 1 ns), which adds the timer's expiry latency. With
+ * BENCH_FROM_DEADLINE=1 in the environment every case (the user-space
+ * backend and the futex baseline too) measures from the deadline, so that
+ * runs on both backends compare.
+ */
+static bool cycle_from_deadline;
+
+static uint64_t cycle_sleep(uint64_t t_block)
+{
+	if (!cycle_from_deadline) {
+		bench_sleep_us(CY.sleep_us);
+		return bench_now();
+	}
+	/*
+	 * The deadline is taken right before the call: one that passes before
+	 * the task sleeps (the call's own entry under TCG took tens of us)
+	 * means no sleep, hence on the kernel no block and no cycle for the
+	 * server. The cycle's "blk" still starts at t_block.
+	 */
+	(void)t_block;
+	uint64_t dl = bench_now() + (uint64_t)CY.sleep_us * 1000u;
+	struct timespec ts = {(time_t)(dl / 1000000000u), (long)(dl % 1000000000u)};
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+	return dl;
+}
+
 static void *cycle_umcg_worker(void *arg)
 {
 	bench_pin_self(bench_pin_cpu(CY.pin, 1));
+	if (cycle_from_deadline)
+		prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	atomic_store(&CY.wtid, umcg_gettid());
-	bench_worker_register(&CY.wtask, &CY.iwl, &CY.isl);
+	if (cycle_eventfd) { /* registration's own wake-up goes through the fd too */
+		memset(&CY.wtask, 0, sizeof CY.wtask);
+		CY.wtask.state = UMCG_TASK_IDLE;
+		CY.wtask.api_version = UMCG_API_VERSION;
+		CY.wtask.idle_workers_ptr = (uint64_t)(uintptr_t)&CY.iwl;
+		CY.wtask.idle_fd_ptr = (uint64_t)(uintptr_t)&cycle_ifd;
+		if (umcg_ctl(UMCG_CTL_REGISTER | UMCG_CTL_WORKER, &CY.wtask))
+			bench_die("umcg_ctl(REGISTER worker): %s", strerror(errno));
+	} else {
+		bench_worker_register(&CY.wtask, &CY.iwl, &CY.isl);
+	}
+	bool kern = umcg_backend() == UMCG_BACKEND_KERNEL; /* the kernel's hooks: no points */
 	for (size_t i = 0; !atomic_load(&CY.stop); i++) {
 		if (i >= CY.n)
 			bench_die("cycle: worker ran past the last iteration");
 		CY.c[i].t_block = bench_now();
-		if (umcg_block_point() != 1)
+		if (!kern && umcg_block_point() != 1)
 			bench_die("cycle %zu: umcg_block_point did not block", i);
-		bench_sleep_us(CY.sleep_us);
-		CY.c[i].t_ret = bench_now();
+		CY.c[i].t_ret = cycle_sleep(CY.c[i].t_block);
+		/*
+		 * Kernel: a sleep that did not happen (the deadline passed while
+		 * this vCPU was descheduled by a loaded host) was no block; the
+		 * server did not see a cycle: do this one again.
+		 */
+		if (kern && atomic_load(&CY.srv_cycles) == i) {
+			i--;
+			continue;
+		}
 		CY.c[i].cpu_wrk = (int16_t)sched_getcpu();
-		if (umcg_wake_point() != 1)
+		if (!kern && umcg_wake_point() != 1)
 			bench_die("cycle %zu: umcg_wake_point did not park", i);
 		CY.c[i].t_run = bench_now();
 	}
@@ -610,11 +707,12 @@ static void *cycle_futex_server(void *arg)
 static void *cycle_futex_worker(void *arg)
 {
 	bench_pin_self(bench_pin_cpu(CY.pin, 1));
+	if (cycle_from_deadline)
+		prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	for (size_t i = 0; i < CY.n; i++) {
 		CY.c[i].t_block = bench_now();
 		bench_sem_post(&CY.sem_s);
-		bench_sleep_us(CY.sleep_us);
-		CY.c[i].t_ret = bench_now();
+		CY.c[i].t_ret = cycle_sleep(CY.c[i].t_block);
 		CY.c[i].cpu_wrk = (int16_t)sched_getcpu();
 		bench_sem_post(&CY.sem_s);
 		bench_sem_wait(&CY.sem_w);
@@ -627,6 +725,12 @@ void bench_cycle_run(enum bench_pin pin, bool umcg, long sleep_us, struct bench_
 {
 	memset(&CY, 0, sizeof CY);
 	memset(c, 0, n * sizeof *c);
+	const char *e = getenv("BENCH_FROM_DEADLINE");
+	cycle_from_deadline = umcg_backend() == UMCG_BACKEND_KERNEL || (e && e[0] == '1');
+	e = getenv("BENCH_IDLE");
+	cycle_eventfd = umcg && e && !strcmp(e, "eventfd");
+	if (cycle_eventfd && umcg_idle_fd_init(&cycle_ifd))
+		bench_die("umcg_idle_fd_init: %s", strerror(errno));
 	CY.pin = pin;
 	CY.sleep_us = sleep_us;
 	CY.c = c;
@@ -638,6 +742,8 @@ void bench_cycle_run(enum bench_pin pin, bool umcg, long sleep_us, struct bench_
 	bench_thread_join(h0);
 	bench_thread_join(h1);
 	bench_watchdog(0);
+	if (cycle_eventfd)
+		umcg_idle_fd_destroy(&cycle_ifd);
 	if (CY.srv.timeouts)
 		bench_die("server idle wait timed out %ld times (lost wake-up?)", CY.srv.timeouts);
 }

@@ -230,6 +230,17 @@ enum umcg_tunable {
 int umcg_tune(enum umcg_tunable what, long value);
 
 /*
+ * Which part plays the kernel's role for this process (decided once, at
+ * the first call; see umcg_backend(3)): UMCG_BACKEND_KERNEL (a kernel with
+ * the UMCG patch: real system calls, the kernel's block detection) or
+ * UMCG_BACKEND_USER (libumcg's emulation). -1 with errno ENOSYS if
+ * UMCG_BACKEND=kernel was asked for and the kernel has no UMCG.
+ */
+#define UMCG_BACKEND_USER   1
+#define UMCG_BACKEND_KERNEL 2
+int umcg_backend(void);
+
+/*
  * Transparent block detection of the calling worker (docs/detection.md):
  * libumcg notices when the worker really sleeps in the kernel, in any
  * call or page fault, reports the block to its server (T6) and parks the

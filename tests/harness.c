@@ -8,6 +8,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "umcg.h"
+
+#define TH_SKIP_EXIT 77
+
+const char *th_user_only_reason;
+
 static struct th_test *th_head, **th_tail = &th_head;
 
 void th_register(struct th_test *t)
@@ -26,6 +32,18 @@ void th_fail(const char *file, int line, const char *fmt, ...)
 	fprintf(stderr, "    %s:%d: %s\n", file, line, buf);
 	fflush(stderr);
 	_exit(99);
+}
+
+int th_on_kernel(void)
+{
+	return umcg_backend() == UMCG_BACKEND_KERNEL;
+}
+
+void th_skip(const char *reason)
+{
+	printf("    skip: %s\n", reason);
+	fflush(stdout);
+	_exit(TH_SKIP_EXIT);
 }
 
 long th_scaled(long n, long min)
@@ -62,7 +80,7 @@ static double th_now(void)
 int main(int argc, char **argv)
 {
 	const char *only = NULL;
-	int list = 0, passed = 0, failed = 0;
+	int list = 0, passed = 0, failed = 0, skipped = 0;
 	int opt;
 	while ((opt = getopt(argc, argv, "t:l")) != -1) {
 		if (opt == 't')
@@ -80,6 +98,11 @@ int main(int argc, char **argv)
 			continue;
 		if (list) {
 			printf("%s\n", t->name);
+			continue;
+		}
+		if (th_user_only_reason && th_on_kernel()) {
+			skipped++;
+			printf("skip %-44s (kernel backend: %s)\n", t->name, th_user_only_reason);
 			continue;
 		}
 		double t0 = th_now();
@@ -100,7 +123,10 @@ int main(int argc, char **argv)
 		while (waitpid(pid, &st, 0) < 0)
 			;
 		double dt = th_now() - t0;
-		if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+		if (WIFEXITED(st) && WEXITSTATUS(st) == TH_SKIP_EXIT) {
+			skipped++;
+			printf("skip %-44s %7.3fs\n", t->name, dt);
+		} else if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
 			passed++;
 			printf("ok   %-44s %7.3fs\n", t->name, dt);
 		} else {
@@ -114,6 +140,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!list)
-		printf("%s: %d passed, %d failed\n", argv[0], passed, failed);
+		printf("%s: %d passed, %d failed%s", argv[0], passed, failed, skipped ? "" : "\n");
+	if (!list && skipped)
+		printf(" (%d skipped)\n", skipped);
 	return failed ? 1 : 0;
 }

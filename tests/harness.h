@@ -7,6 +7,8 @@
  *
  *   TEST(name) { CHECK(x == 1); CHECK_EQ(a, b); CHECK_ERR(call(), EINVAL); }
  *
+ * A skipped test (see SKIP_ON_KERNEL) prints "skip" and its reason, and the
+ * closing line adds "(N skipped)".
  * Options: -t NAME runs only tests whose name contains NAME; -l lists.
  * Env: UMCG_TEST_TIMEOUT (seconds per test, default 120), UMCG_TEST_SCALE
  * (divides iteration counts of stress tests, default 1; sanitizer builds
@@ -46,6 +48,27 @@ int th_thread_sleeps(long tid);
 	static void th_fn_##name(void)
 
 #define TEST(name) TEST_T(name, 0)
+
+/*
+ * Tests of libumcg's user-space emulation only (its detection, hooks,
+ * grace periods, placement): on the kernel backend (umcg_backend(3)) they
+ * are skipped with the reason printed, and counted as skipped.
+ * SKIP_ON_KERNEL("why") inside a test skips that test; USER_BACKEND_ONLY("why")
+ * at file scope skips every test of the binary.
+ */
+void th_skip(const char *reason) __attribute__((noreturn));
+int th_on_kernel(void);
+extern const char *th_user_only_reason;
+#define SKIP_ON_KERNEL(reason)                                                                     \
+	do {                                                                                       \
+		if (th_on_kernel())                                                                \
+			th_skip(reason);                                                           \
+	} while (0)
+#define USER_BACKEND_ONLY(reason)                                                                  \
+	__attribute__((constructor)) static void th_user_only(void)                                \
+	{                                                                                          \
+		th_user_only_reason = reason;                                                      \
+	}
 
 #define CHECK(c)                                                                                   \
 	do {                                                                                       \

@@ -28,6 +28,9 @@ umcg__wake_idle_server() (the exact code the wake point runs).
 #include "umcg_idle.h"
 #include "umcg_lists.h"
 
+USER_BACKEND_ONLY("drives the emulation's wake-point code (umcg__wake_idle_server) with dummy "
+		  "workers; the kernel's wake hook has test_sched, test_stress and kernel/tests")
+
 #define NSERV 2
 #define NAPP  2
 

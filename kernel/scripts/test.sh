@@ -6,7 +6,11 @@
 # (isa-debug-exit) into this script's exit code: 0 = all tests passed.
 #
 #   KDEBUG=1      use the debug kernel (lockdep, DEBUG_ATOMIC_SLEEP)
-#   KTEST=name    run only /tests/name in the guest
+#   KTEST=a,b     run only /tests/a and /tests/b in the guest (lib_test_x: the library's test_x)
+#   KLIB=0        leave the library's tests (lib_test_*) out
+#   KSCALE=n      UMCG_TEST_SCALE for the library's tests (default 50: TCG is slow)
+#   KBACKEND=b    UMCG_BACKEND for them (default kernel; user to compare)
+#   KBENCH=1      run kernel/scripts/bench.cmds in the guest instead of the tests
 #   KTIMEOUT=s    wall-clock limit for the guest (default 900)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,18 +24,37 @@ if [ "$KDEBUG" = 1 ]; then out=$KBUILD/out-debug; else out=$KBUILD/out; fi
 t0=$(date +%s)
 root=$KBUILD/initramfs
 rm -rf "$root"
-mkdir -p "$root"/{tests,proc,sys,dev}
+mkdir -p "$root"/{tests,proc,sys,dev,tmp}
 CFLAGS="-static -O2 -g -Wall -Wextra -Werror -std=gnu11 -pthread"
 gcc $CFLAGS "$here/tests/init.c" -o "$root/init"
 for t in "$here"/tests/test_*.c; do
 	n=$(basename "$t" .c)
 	gcc $CFLAGS -I"$here/tests" "$t" -o "$root/tests/$n"
 done
+# The library's own test suite, linked statically (make VARIANT=static), as
+# /tests/lib_test_*: init runs it with UMCG_BACKEND=kernel and
+# UMCG_TEST_SCALE=$KSCALE. KLIB=0 leaves it out.
+if [ "${KLIB:-1}" = 1 ]; then
+	nice -n 10 make -s -C "$here/.." -j"${JOBS:-2}" VARIANT=static tests
+	for t in "$here"/../build/static/tests/test_*; do
+		cp "$t" "$root/tests/lib_$(basename "$t")"
+	done
+fi
+# KBENCH=1: the benchmarks of kernel/scripts/bench.cmds instead of the tests
+if [ "${KBENCH:-0}" = 1 ]; then
+	nice -n 10 make -s -C "$here/.." -j"${JOBS:-2}" VARIANT=static bench-bin
+	mkdir -p "$root/bench"
+	cp "$here"/../build/static/bench/bench_* "$root/bench/"
+	cp "$here/scripts/bench.cmds" "$root/bench/cmds"
+fi
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$KBUILD/initramfs.cpio.gz"
 echo "=== initramfs: $(ls "$root/tests" | wc -w) test binaries ($(($(date +%s) - t0)) s)"
 
 append="console=ttyS0 panic=-1 oops=panic loglevel=4 rdinit=/init"
 [ -n "${KTEST:-}" ] && append="$append umcg.only=$KTEST"
+append="$append umcg.scale=${KSCALE:-50}"
+[ -n "${KBACKEND:-}" ] && append="$append umcg.backend=$KBACKEND"
+[ "${KBENCH:-0}" = 1 ] && append="$append umcg.bench=1"
 t1=$(date +%s.%N)
 set +e
 timeout "${KTIMEOUT:-900}" qemu-system-x86_64 -machine q35 -smp 2 -m 512M -nographic \

@@ -75,8 +75,65 @@ static int copy_from_user(struct umcg_task *dst, const struct umcg_task *src)
 	return 0;
 }
 
+/*
+ * A new ktask for the caller, published in the registry and as the
+ * thread's current task. NULL: out of memory.
+ */
+static struct umcg_ktask *publish(struct umcg_task *self, bool worker)
+{
+	struct umcg_ktask *k = umcg__ktask_alloc();
+	if (!k)
+		return NULL;
+	uint32_t tid = umcg__gettid();
+	atomic_store_explicit(&k->worker, worker, memory_order_relaxed);
+	atomic_store_explicit(&k->pinned_cpu, -1, memory_order_relaxed);
+	atomic_store_explicit(&k->sleeping, 0, memory_order_relaxed);
+	atomic_store_explicit(&k->hook_depth, 0, memory_order_relaxed);
+	atomic_store_explicit(&k->det, DET_OFF, memory_order_relaxed);
+	atomic_store_explicit(&k->supervise, NULL, memory_order_relaxed);
+	atomic_store_explicit(&k->park_pending, false, memory_order_relaxed);
+	atomic_store_explicit(&k->watch_moved, true, memory_order_relaxed);
+	k->nopark = 0;
+	k->klocked = false;
+	cpu_set_t allowed;
+	if (sched_getaffinity(0, sizeof allowed, &allowed))
+		CPU_ZERO(&allowed); /* no placement hints for this task */
+	umcg__set_allowed(k, &allowed);
+	atomic_store_explicit(&k->bound, CPU_COUNT(&allowed) == 1, memory_order_relaxed);
+	atomic_store_explicit(&k->tid, tid, memory_order_relaxed);
+	atomic_store_explicit(&k->self, self, memory_order_relaxed);
+	if (umcg__registry_insert(tid, k)) { /* release: publishes the fields above */
+		umcg__ktask_free(k);
+		return NULL;
+	}
+	umcg__set_current(k);
+	pthread_once(&exit_key_once, make_exit_key);
+	pthread_setspecific(exit_key, k);
+	return k;
+}
+
+/*
+ * Kernel backend (backend.c): the system call validates (the same order
+ * and errno) and runs T2; the registry records the task only then, for
+ * umcg_self() and library-side wake-ups by tid (a worker in T2 is not
+ * looked up, and a server is not idle before its umcg_ctl() returns).
+ */
+static int register_kernel(uint32_t flags, struct umcg_task *self)
+{
+	long r = umcg__kctl(flags, self);
+	if (r)
+		return (int)r;
+	if (!publish(self, flags & UMCG_CTL_WORKER)) {
+		umcg__kctl(UMCG_CTL_UNREGISTER, NULL);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static int do_register(uint32_t flags, struct umcg_task *self)
 {
+	if (umcg__on_kernel())
+		return register_kernel(flags, self);
 	struct umcg_task copy;
 	bool worker = flags & UMCG_CTL_WORKER;
 	int r = copy_from_user(&copy, self);
@@ -93,34 +150,9 @@ static int do_register(uint32_t flags, struct umcg_task *self)
 	if (!worker && copy.state != UMCG_TASK_RUNNING)
 		return -EINVAL;
 
-	struct umcg_ktask *k = umcg__ktask_alloc();
+	struct umcg_ktask *k = publish(self, worker);
 	if (!k)
 		return -ENOMEM;
-	uint32_t tid = umcg__gettid();
-	atomic_store_explicit(&k->worker, worker, memory_order_relaxed);
-	atomic_store_explicit(&k->pinned_cpu, -1, memory_order_relaxed);
-	atomic_store_explicit(&k->sleeping, 0, memory_order_relaxed);
-	atomic_store_explicit(&k->hook_depth, 0, memory_order_relaxed);
-	atomic_store_explicit(&k->det, DET_OFF, memory_order_relaxed);
-	atomic_store_explicit(&k->supervise, NULL, memory_order_relaxed);
-	atomic_store_explicit(&k->park_pending, false, memory_order_relaxed);
-	atomic_store_explicit(&k->watch_moved, true, memory_order_relaxed);
-	k->nopark = 0;
-	cpu_set_t allowed;
-	if (sched_getaffinity(0, sizeof allowed, &allowed))
-		CPU_ZERO(&allowed); /* no placement hints for this task */
-	umcg__set_allowed(k, &allowed);
-	atomic_store_explicit(&k->bound, CPU_COUNT(&allowed) == 1, memory_order_relaxed);
-	atomic_store_explicit(&k->tid, tid, memory_order_relaxed);
-	atomic_store_explicit(&k->self, self, memory_order_relaxed);
-	if (umcg__registry_insert(tid, k)) { /* release: publishes the fields above */
-		umcg__ktask_free(k);
-		return -ENOMEM;
-	}
-	umcg__set_current(k);
-	pthread_once(&exit_key_once, make_exit_key);
-	pthread_setspecific(exit_key, k);
-
 	if (worker) {
 		/* det LIB from here (if detected): T2's sleeps are ours */
 		bool detected = umcg__det_open(k, true) == 0;
@@ -135,9 +167,13 @@ UMCG_EXPORT int umcg_ctl(uint32_t flags, struct umcg_task *self)
 {
 	struct umcg_ktask *cur = umcg__current();
 	int r;
-	if (flags == UMCG_CTL_UNREGISTER) {
+	if (umcg__backend() == UMCG__B_NONE) {
+		r = -ENOSYS; /* UMCG_BACKEND=kernel without UMCG in the kernel */
+	} else if (flags == UMCG_CTL_UNREGISTER) {
 		if (self || !cur) {
 			r = -EINVAL;
+		} else if (umcg__on_kernel() && (r = (int)umcg__kctl(flags, NULL)) < 0) {
+			/* the kernel refused (cannot happen while we agree on registration) */
 		} else {
 			pthread_setspecific(exit_key, NULL);
 			unregister(cur, false);
@@ -169,6 +205,12 @@ UMCG_EXPORT int umcg_detect_thread(int on)
 	struct umcg_ktask *k = umcg__current();
 	if (!k || !k->worker || on < -1 || on > 1) {
 		errno = EINVAL;
+		return -1;
+	}
+	if (umcg__on_kernel()) {
+		if (on)
+			return 1;   /* the kernel reports every sleep of a worker */
+		errno = EOPNOTSUPP; /* and cannot be told not to: use LOCKED */
 		return -1;
 	}
 	bool is_on = atomic_load_explicit(&k->det, memory_order_relaxed) != DET_OFF;

@@ -94,7 +94,7 @@ void umcg__wake_server(uint32_t server_tid, bool current_cpu)
 int umcg__block_point(struct umcg_ktask *k)
 {
 	struct umcg_task *t = atomic_load_explicit(&k->self, memory_order_relaxed);
-	if (!t || !k->worker)
+	if (!t || !k->worker || umcg__on_kernel()) /* the kernel's hooks do it: backend.c */
 		return 0;
 	if (atomic_fetch_add(&k->hook_depth, 1) != 0)
 		return 0; /* nested in a blocked section or a wake point: no-op */
@@ -164,7 +164,7 @@ void umcg__wake_idle_server(struct umcg_task *t)
 int umcg__wake_point(struct umcg_ktask *k)
 {
 	struct umcg_task *t = atomic_load_explicit(&k->self, memory_order_relaxed);
-	if (!t || !k->worker)
+	if (!t || !k->worker || umcg__on_kernel())
 		return 0;
 	int depth = atomic_load(&k->hook_depth);
 	if (depth > 1) {

@@ -97,6 +97,7 @@ struct umcg_ktask {
 	_Atomic int det_lock;
 	int det_last;
 	int nopark;
+	bool klocked; /* kernel backend: LOCKED set by umcg__nopark_enter (owner only) */
 	_Atomic bool park_pending;
 	/*
 	 * Server side: the worker this server runs and whose sleeps its
@@ -109,6 +110,28 @@ struct umcg_ktask {
 	/* Pool free-list link. */
 	struct umcg_ktask *free_next;
 };
+
+/* ---- backend (backend.c) ----------------------------------------------- */
+/* Who plays the kernel's part: see backend.c. */
+enum { UMCG__B_USER = 1, UMCG__B_KERNEL = 2, UMCG__B_NONE = 3 /* forced kernel, absent */ };
+extern _Atomic int umcg__backend_v;
+int umcg__backend_slow(void);
+static inline int umcg__backend(void)
+{
+	/* acquire: pairs with the deciding CAS, which published the syscall numbers */
+	int b = atomic_load_explicit(&umcg__backend_v, memory_order_acquire);
+	return b ? b : umcg__backend_slow();
+}
+
+static inline bool umcg__on_kernel(void)
+{
+	return umcg__backend() == UMCG__B_KERNEL;
+}
+
+/* Kernel backend: the system calls (0/positive or -errno) and a library-side wake. */
+long umcg__kctl(uint32_t flags, struct umcg_task *self);
+long umcg__kwait(uint32_t flags, uint64_t abs_timeout);
+void umcg__kwake(uint32_t tid, bool current_cpu);
 
 /* ---- registry (registry.c) --------------------------------------------- */
 struct umcg_ktask *umcg__ktask_alloc(void);
@@ -162,12 +185,21 @@ void umcg__wake_idle_server(struct umcg_task *t);
  * detection signal (read sections, the GC's locks): the handler defers
  * the park to the end of the outermost section.
  */
+/*
+ * On the kernel backend every sleep of a worker is a block: one inside
+ * such a section (a contended lock, a page fault) would wake its server,
+ * which may then wait for the lock the parked worker holds. There the
+ * outermost section makes a RUNNING worker LOCKED (umcg__klock(), in
+ * backend.c): the kernel leaves its sleeps alone, as v0.3 intends LOCKED.
+ */
 void umcg__nopark_leave_slow(struct umcg_ktask *k);
+void umcg__klock(struct umcg_ktask *k, bool on);
 static inline void umcg__nopark_enter(void)
 {
 	struct umcg_ktask *k = umcg__current();
 	if (k) {
-		k->nopark++;
+		if (k->nopark++ == 0 && k->worker && umcg__on_kernel())
+			umcg__klock(k, true);
 		atomic_signal_fence(memory_order_seq_cst); /* before the section, for the handler */
 	}
 }
@@ -177,8 +209,9 @@ static inline void umcg__nopark_leave(void)
 	struct umcg_ktask *k = umcg__current();
 	if (k) {
 		atomic_signal_fence(memory_order_seq_cst); /* after the section */
-		if (--k->nopark == 0 &&
-		    atomic_load_explicit(&k->park_pending, memory_order_relaxed))
+		if (--k->nopark == 0 && k->klocked)
+			umcg__klock(k, false);
+		if (k->nopark == 0 && atomic_load_explicit(&k->park_pending, memory_order_relaxed))
 			umcg__nopark_leave_slow(k);
 	}
 }

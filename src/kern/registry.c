@@ -163,6 +163,7 @@ struct umcg_ktask *umcg__registry_lookup(uint32_t tid)
  */
 static void atfork_prepare(void)
 {
+	umcg__nopark_enter(); /* a worker holds our locks across fork (kern.h) */
 	umcg__isl_fork_prepare();
 	pthread_mutex_lock(&pool_lock);
 }
@@ -171,6 +172,7 @@ static void atfork_parent(void)
 {
 	pthread_mutex_unlock(&pool_lock);
 	umcg__isl_fork_parent();
+	umcg__nopark_leave();
 }
 
 static void atfork_child(void)

@@ -116,6 +116,10 @@ void umcg__unpin(struct umcg_ktask *k)
 
 void umcg__ttwu(struct umcg_ktask *k, bool current_cpu)
 {
+	if (umcg__on_kernel()) {
+		umcg__kwake(atomic_load_explicit(&k->tid, memory_order_relaxed), current_cpu);
+		return;
+	}
 	if (atomic_load_explicit(&umcg__current_cpu_hint, memory_order_relaxed)) {
 		if (current_cpu && atomic_load_explicit(&k->worker, memory_order_relaxed))
 			place_on_current_cpu(k);

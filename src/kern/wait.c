@@ -201,7 +201,10 @@ static int do_wait(uint32_t flags, uint64_t abs_timeout)
 
 UMCG_EXPORT int umcg_wait(uint32_t flags, uint64_t abs_timeout)
 {
-	int r = do_wait(flags, abs_timeout);
+	int b = umcg__backend();
+	int r = b == UMCG__B_KERNEL ? (int)umcg__kwait(flags, abs_timeout)
+		: b == UMCG__B_NONE ? -ENOSYS
+				    : do_wait(flags, abs_timeout);
 	if (r < 0) {
 		errno = -r;
 		return -1;

@@ -41,6 +41,7 @@
  * its server (see docs/runtime.md, "Limits").
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,11 +51,49 @@
 
 #include "rt/rt.h"
 
+/*
+ * Kernel backend: the block and wake points are no-ops there; the
+ * kernel's hooks act when a worker really sleeps. So the handler sleeps
+ * on its own futex word (kpreempt) until its server, woken by the block
+ * hook, has seen the block and posts the word (rt__preempt_seen()); the
+ * wake hook then queues the worker IDLE on the way out of the futex call,
+ * exactly as for a worker that blocked. A timed sleep would not do: a
+ * short one can expire before the task ever schedules (no block at all,
+ * seen under TCG), a long one delays the preempted worker.
+ * Only if the hooks will act: RUNNING and not LOCKED (only we change our
+ * state while we run). The 100 ms limit only bounds a lost post.
+ * Orderings: the server's store of 1 happens after its wake-up by the
+ * block hook, which ran when we were already queued on the futex with
+ * the word read as 0: the FUTEX_WAKE finds us (or we did not sleep yet
+ * and the block was reported anyway; the wake hook runs either way).
+ */
+static int kernel_block(struct rt_thread *th)
+{
+	uint32_t st = umcg_state_load(&th->task);
+	if ((st & UMCG_TF_LOCKED) || (st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING)
+		return 0;
+	atomic_store(&th->kpreempt, 0);
+	struct timespec ts = {0, 100 * 1000 * 1000};
+	while (!atomic_load(&th->kpreempt) &&
+	       syscall(SYS_futex, &th->kpreempt, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0) == -1 &&
+	       errno == EINTR)
+		;
+	return 1;
+}
+
+void rt__preempt_seen(struct rt_thread *th)
+{
+	if (umcg_backend() != UMCG_BACKEND_KERNEL)
+		return;
+	atomic_store(&th->kpreempt, 1);
+	syscall(SYS_futex, &th->kpreempt, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 void rt__preempt_self(struct rt_thread *th)
 {
 	atomic_store(&th->preempted, 1);
-	if (umcg_block_point())
-		umcg_wake_point(); /* back when a server runs us again */
+	if (umcg_backend() == UMCG_BACKEND_KERNEL ? kernel_block(th) : umcg_block_point())
+		umcg_wake_point(); /* back when a server runs us again (kernel: no-op) */
 	else
 		atomic_store(&th->preempted, 0); /* not RUNNING, or LOCKED: nothing done */
 }

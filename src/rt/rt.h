@@ -128,6 +128,7 @@ struct rt_thread {
 	_Atomic int nopreempt;	     /* > 0: in the runtime's critical code */
 	_Atomic int preempt_pending; /* a signal came while nopreempt > 0 */
 	_Atomic int preempted;	     /* set by the handler before its block point */
+	_Atomic uint32_t kpreempt;   /* kernel backend: the handler's futex (preempt.c) */
 	pthread_t thread;
 } __attribute__((aligned(64)));
 
@@ -180,6 +181,8 @@ extern __thread struct rt_server *rt__self_server; /* a server thread */
  * touch these words.
  */
 void rt__preempt_self(struct rt_thread *th);
+/* The server saw th's preemption (its block): release th's handler (kernel backend). */
+void rt__preempt_seen(struct rt_thread *th);
 
 static inline void rt__nopreempt_inc(void)
 {

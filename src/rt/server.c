@@ -193,8 +193,10 @@ static void run_thread(struct rt_server *s, struct rt_thread *th)
 	}
 	switch (why) {
 	case RT_WHY_NONE: /* cur blocked in the kernel; it comes back via the idle list */
-		if (atomic_load(&cur->preempted))
+		if (atomic_load(&cur->preempted)) {
+			rt__preempt_seen(cur); /* kernel backend: its handler sleeps until now */
 			break; /* preempted (its handler's block point), not blocked */
+		}
 		rt__count(&s->blocks);
 		if (rt->pol->on_block)
 			rt->pol->on_block(rt->pd, s->idx,
