@@ -108,6 +108,10 @@ run_variant() {
 		run_demo "$v steal_demo${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/steal_demo -w 100
 		run_demo "$v steal_demo -s 1${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/steal_demo -s 1 -w 50
 	fi
+	if [ -x "$dir"/examples/prio_demo ]; then
+		run_demo "$v prio_demo${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/prio_demo -n 100
+		run_demo "$v prio_demo -s 1${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/prio_demo -s 1 -n 50
+	fi
 }
 
 for v in "${variants[@]}"; do

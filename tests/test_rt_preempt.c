@@ -286,3 +286,27 @@ TEST_T(stopping_ends_endless_detached_workers, 30)
 	CHECK(st.preempts >= 1);
 	CHECK_EQ(umcg_rt_destroy(rt), 0);
 }
+
+/*
+ * A preemption signal that reaches a worker the server has marked running
+ * but not yet made RUNNING does nothing; the timer must signal that run
+ * again (before the fix, the run kept its server for good: one of three
+ * runs of 20 rounds hung; now 50 rounds).
+ */
+TEST_T(urgent_worker_beside_fresh_endless_ones, 90)
+{
+	for (int round = 0; round < 50; round++) {
+		struct umcg_rt *rt = mk_prio(1, 1000000);
+		atomic_store(&stop, 0);
+		struct umcg_rt_spawn_attr lo = prio_attr(0), hi = prio_attr(7);
+		struct umcg_rt_worker *a = umcg_rt_spawn(rt, endless, (void *)0, &lo);
+		struct umcg_rt_worker *b = umcg_rt_spawn(rt, endless, (void *)1, &lo);
+		usleep((useconds_t)(round % 5) * 200); /* vary where the first tick lands */
+		struct umcg_rt_worker *c = umcg_rt_spawn(rt, stopper, NULL, &hi);
+		CHECK(a && b && c);
+		CHECK_EQ(umcg_rt_join(c, NULL), 0); /* hangs if a preemption was lost */
+		CHECK_EQ(umcg_rt_join(a, NULL), 0);
+		CHECK_EQ(umcg_rt_join(b, NULL), 0);
+		CHECK_EQ(umcg_rt_destroy(rt), 0);
+	}
+}
