@@ -15,8 +15,8 @@
  * Run:   make examples && build/plain/examples/steal_demo [-s servers]
  *            [-w workers] [-k slices] [-c compute_us] [-x trace.json]
  * Exit status: 0 if every worker ran exactly once and did all its slices,
- * the counters agree, and (with more than one server) steals happened and
- * more than one server ran workers; 1 on a failed check; 2 on bad usage.
+ * the counters agree, and (with more than one server) steals happened;
+ * 1 on a failed check; 2 on bad usage.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -240,9 +240,15 @@ int main(int argc, char **argv)
 		     (unsigned long long)steals, (unsigned long long)runs);
 	if (nr_servers == 1 && st.steals)
 		FAIL("%llu steals with one server", (unsigned long long)st.steals);
-	if (nr_servers > 1 && (!st.steals || servers_used < 2))
-		FAIL("%llu steals, workers started on %d servers: the load was not spread",
-		     (unsigned long long)st.steals, servers_used);
+	if (nr_servers > 1 && !st.steals)
+		FAIL("no steals with %d servers", nr_servers);
+	/*
+	 * Not a failure: on a loaded machine the other servers may not get a
+	 * CPU before the loaded one is done (seen on a shared 2-vCPU VM).
+	 */
+	if (nr_servers > 1 && servers_used < 2)
+		printf("  note      every worker started on one server: the others got no CPU "
+		       "in time?\n");
 	printf("  total     %llu runs, %llu steals, %llu yields, %llu of %d spawns served by the "
 	       "pool (after the warm-up)\n",
 	       (unsigned long long)st.runs, (unsigned long long)st.steals,
