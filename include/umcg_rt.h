@@ -106,6 +106,14 @@ struct umcg_rt *umcg_rt_create(const struct umcg_rt_attr *attr);
  */
 int umcg_rt_shutdown(struct umcg_rt *rt);
 
+/*
+ * 1 once umcg_rt_shutdown() (or umcg_rt_destroy()) has begun on rt, else 0
+ * (also 0 for NULL). Workers that loop for ever (a CPU-bound batch job, a
+ * server loop) poll it and return, so that the shutdown, which waits for
+ * every worker, can finish. No system call; callable from any thread.
+ */
+int umcg_rt_stopping(const struct umcg_rt *rt);
+
 /* umcg_rt_shutdown() if not done yet, then free rt. 0, or -1 as above. */
 int umcg_rt_destroy(struct umcg_rt *rt);
 

@@ -103,6 +103,15 @@ run_variant() {
 	if [ -x "$dir"/examples/epoll_server ]; then
 		run_demo "$v epoll_server${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/epoll_server -n 100
 	fi
+	# the other two policies' demos (examples/steal_demo.c, examples/prio_demo.c)
+	if [ -x "$dir"/examples/steal_demo ]; then
+		run_demo "$v steal_demo${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/steal_demo -w 100
+		run_demo "$v steal_demo -s 1${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/steal_demo -s 1 -w 50
+	fi
+	if [ -x "$dir"/examples/prio_demo ]; then
+		run_demo "$v prio_demo${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/prio_demo -n 100
+		run_demo "$v prio_demo -s 1${prefix[*]:+ (unpriv)}" "${prefix[@]}" "$dir"/examples/prio_demo -s 1 -n 50
+	fi
 }
 
 for v in "${variants[@]}"; do

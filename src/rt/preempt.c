@@ -92,10 +92,24 @@ void rt__preempt_seen(struct rt_thread *th)
 void rt__preempt_self(struct rt_thread *th)
 {
 	atomic_store(&th->preempted, 1);
-	if (umcg_backend() == UMCG_BACKEND_KERNEL ? kernel_block(th) : umcg_block_point())
+	if (umcg_backend() == UMCG_BACKEND_KERNEL ? kernel_block(th) : umcg_block_point()) {
 		umcg_wake_point(); /* back when a server runs us again (kernel: no-op) */
-	else
-		atomic_store(&th->preempted, 0); /* not RUNNING, or LOCKED: nothing done */
+		return;
+	}
+	atomic_store(&th->preempted, 0); /* not RUNNING, or LOCKED: nothing done */
+	/*
+	 * Give the run's claim back, so that the timer signals it again at its
+	 * next look instead of never: a server marks a run started
+	 * (rt__run_started) before it makes the worker RUNNING, and a signal
+	 * in that window finds the worker still IDLE. Without this, a worker
+	 * in an endless loop started that way kept its server for good (found
+	 * by examples/prio_demo -s 1). If the server has begun another run
+	 * meanwhile, the reset costs that run at most one spurious signal.
+	 * Relaxed: sig_seq is only a claim; the timer's CAS orders the claims.
+	 */
+	struct rt_server *s = atomic_load_explicit(&th->srv, memory_order_relaxed);
+	if (s)
+		atomic_store_explicit(&s->sig_seq, 0, memory_order_relaxed);
 }
 
 static void handler(int sig)

@@ -231,6 +231,16 @@ UMCG_RT_EXPORT int umcg_rt_destroy(struct umcg_rt *rt)
 	return 0;
 }
 
+/*
+ * A relaxed load is enough: the flag only tells a worker to finish; what
+ * the worker published before it returns is ordered by its exit (the
+ * shutdown's wait on nr_live), not by this flag.
+ */
+UMCG_RT_EXPORT int umcg_rt_stopping(const struct umcg_rt *rt)
+{
+	return rt ? atomic_load_explicit(&rt->stopping, memory_order_relaxed) != 0 : 0;
+}
+
 UMCG_RT_EXPORT int umcg_rt_nr_servers(const struct umcg_rt *rt)
 {
 	return rt ? rt->nr_servers : 0;
