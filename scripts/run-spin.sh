@@ -90,6 +90,8 @@ CONFIGS=(
 "detect|-DORDER_RING_FIRST=1|pass|ring read before det: the look after the CAS still decides"
 "detect|-DNO_RECHECK=1|cex:$DET|no look at the ring after the CAS / after arming"
 "detect|-DBLOCK_BEFORE_ARM=1|cex:$DET|worker made BLOCKED before its alarm is armed"
+"detect|-DHANDLER=0|pass|without another signal's handler making calls of its own"
+"detect|-DLEAVE_USER_LOOPS=1|cex:$LOST|sys_leave not accepting USER after a handler parked us (the old wrap path)"
 # the v0.4 tid word
 "tid_word|-DCHAIN=0|cex:$IDLE|one tid word, no chaining: PeterZ's lost second server"
 "tid_word|-DCHAIN=1|cex:$IDLE|chain only if more work remains"

@@ -27,6 +27,18 @@
  *                       arming the alarm, for a raw sleep): the det word
  *                       alone has ABA (SYSCALL, returned, SYSCALL again)
  *   BLOCK_BEFORE_ARM=1  make the worker BLOCKED before arming
+ *   HANDLER=0           no signal handler (another signal's) that makes a
+ *                       call of its own after the worker's call woke
+ *   LEAVE_USER_LOOPS=1  umcg__det_sys_leave() as it was: it did not accept
+ *                       USER (a handler parked us during our call) and
+ *                       spun forever
+ *
+ * The handler: a signal (not the detection signal) that wakes the worker
+ * from its call, or arrives after it, runs a handler that makes a lazy call
+ * itself (a wrapper, or a libc call libumcg interposes). Its
+ * umcg__det_sys_enter parks a pending take-over first; if that take-over
+ * was of the interrupted call (TAKEN_SYS), the outer call's
+ * umcg__det_sys_leave later finds det USER and must just return.
  */
 
 #ifndef CALLS
@@ -40,6 +52,12 @@
 #endif
 #ifndef BLOCK_BEFORE_ARM
 #define BLOCK_BEFORE_ARM 0
+#endif
+#ifndef HANDLER
+#define HANDLER 1
+#endif
+#ifndef LEAVE_USER_LOOPS
+#define LEAVE_USER_LOOPS 0
 #endif
 
 mtype = { USER, SYSCALL, LIB, TAKING, TAKEN_SYS, TAKEN_RAW };
@@ -92,6 +110,42 @@ inline deliver()
 	fi
 }
 
+/*
+ * Another signal's handler making a lazy call: umcg__det_sys_enter (park a
+ * pending take-over first; nested in our own lazy call: a plain call), the
+ * call (not sleeping, to keep the model small), umcg__det_sys_leave.
+ */
+inline handler_call()
+{
+	hl = 0;
+	do
+	:: (det == TAKEN_SYS || det == TAKEN_RAW) -> park()
+	:: atomic { det == USER -> det = SYSCALL; hl = 1; break }
+	:: atomic { det == SYSCALL -> break }	/* nested: plain call */
+	od;
+	assert(state == RUNNING);	/* the handler's own code */
+	if
+	:: hl ->
+		do
+		:: atomic { det == SYSCALL -> det = USER; break }
+		:: atomic { det == TAKEN_SYS || det == TAKEN_RAW } -> park(); break
+		od
+	:: else -> skip
+	fi
+}
+
+inline maybe_handler()
+{
+#if HANDLER
+	if
+	:: handler_call()
+	:: skip
+	fi
+#else
+	skip
+#endif
+}
+
 inline user_code()
 {
 	deliver();
@@ -102,6 +156,7 @@ inline user_code()
 active proctype worker()
 {
 	byte n;
+	bit hl;
 	for (n : 1 .. CALLS) {
 		if
 		:: /* lazy wrapped call */
@@ -113,28 +168,47 @@ active proctype worker()
 			:: sleep_and_wake()
 			:: skip	/* returned without sleeping */
 			fi;
+			maybe_handler();	/* a signal during or after the call */
 			do	/* umcg__det_sys_leave */
 			:: atomic { det == SYSCALL -> det = USER; break }
 			:: atomic { det == TAKEN_SYS || det == TAKEN_RAW } -> park(); break
+#if !LEAVE_USER_LOOPS
+			:: atomic { det == USER -> break }	/* a handler parked us */
+#endif
 			od
 		:: /* raw call */
 			slept = 0;
 			if
 			:: sleep_and_wake()
 			:: skip
-			fi
+			fi;
+			deliver();	/* the detection signal comes first (switch-in) */
+			maybe_handler()
 		fi;
 		user_code()
 	}
 	done = 1
 }
 
+/*
+ * The watcher looks at most ROUNDS times (each look at any moment the
+ * scheduler picks): so that it cannot loop for ever while the worker is
+ * stuck, which would hide the worker's stuck state (a livelock, not an
+ * invalid end state). The worker never needs the watcher to progress,
+ * except to end a TAKING, which one look does.
+ */
+#ifndef ROUNDS
+#define ROUNDS (2 * CALLS + 2)
+#endif
+
 active proctype watcher()
 {
 	mtype d, l;
+	byte r;
 	do
-	:: done -> break
+	:: done || r >= ROUNDS -> break
 	:: else ->
+		r++;
 #if ORDER_RING_FIRST
 		l = last;
 		d = det;

@@ -211,6 +211,14 @@ void umcg__det_sys_leave(struct umcg_ktask *k)
 			park_taken(k, d); /* the server ran while we slept */
 			return;
 		}
+		/*
+		 * USER: a signal handler that ran during our call (it woke us)
+		 * found the take-over and parked us already (a wrapper or an
+		 * interposed call in the handler, umcg__det_sys_enter); the
+		 * rest of our call ran unmarked. Nothing left to do.
+		 */
+		if (d != DET_SYSCALL)
+			return;
 		/* SYSCALL again: the watcher looked, saw the sleep was over, gave up */
 	}
 }

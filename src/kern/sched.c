@@ -32,6 +32,7 @@
 #include <sched.h>
 
 #include "detect/detect.h"
+#include "detect/interpose.h"
 #include "kern/kern.h"
 #include "util/util.h"
 
@@ -49,6 +50,11 @@ UMCG_EXPORT int umcg_tune(enum umcg_tunable what, long value)
 		if (value != 0 && value != 1)
 			break;
 		atomic_store_explicit(&umcg__detect_default, (int)value, memory_order_relaxed);
+		return 0;
+	case UMCG_TUNE_INTERPOSE:
+		if (value != 0 && value != 1)
+			break;
+		atomic_store_explicit(&umcg__interpose_on, (int)value, memory_order_relaxed);
 		return 0;
 	}
 	errno = EINVAL;
