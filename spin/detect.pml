@@ -32,6 +32,10 @@
  *   LEAVE_USER_LOOPS=1  umcg__det_sys_leave() as it was: it did not accept
  *                       USER (a handler parked us during our call) and
  *                       spun forever
+ *   WATCHERS=2          two threads run the check at once: the server's
+ *                       watcher and the server itself before it sleeps
+ *                       (sched.c umcg__idle_loop_watch), or a stale watcher
+ *                       of a server that ran the worker before
  *
  * The handler: a signal (not the detection signal) that wakes the worker
  * from its call, or arrives after it, runs a handler that makes a lazy call
@@ -59,6 +63,9 @@
 #ifndef LEAVE_USER_LOOPS
 #define LEAVE_USER_LOOPS 0
 #endif
+#ifndef WATCHERS
+#define WATCHERS 1
+#endif
 
 mtype = { USER, SYSCALL, LIB, TAKING, TAKEN_SYS, TAKEN_RAW };
 mtype = { IN, SLEPT };
@@ -72,7 +79,8 @@ byte state = RUNNING;	/* the worker's ABI state */
 bit armed;		/* switch-in alarm enabled */
 bit sig;		/* detection signal pending */
 byte takes, parks;
-bit done, wdone;
+bit done;
+byte wdone;		/* watchers that have finished */
 bit slept;		/* ghost: the current call has slept */
 
 inline sleep_and_wake()
@@ -201,7 +209,7 @@ active proctype worker()
 #define ROUNDS (2 * CALLS + 2)
 #endif
 
-active proctype watcher()
+active [WATCHERS] proctype watcher()
 {
 	mtype d, l;
 	byte r;
@@ -264,12 +272,12 @@ active proctype watcher()
 		fi;
 next:		skip
 	od;
-	wdone = 1
+	wdone++
 }
 
 /* at the end every take-over found its park, and nothing is left taken */
 active proctype check()
 {
-	(done && wdone);
+	(done && wdone == WATCHERS);
 	assert(det == USER && takes == parks)
 }

@@ -243,8 +243,14 @@ static inline bool enter_lazy(struct umcg_ktask *k)
 	return umcg__det_sys_enter(k) == DET_CALL_LAZY;
 }
 
+/*
+ * Weak: a program that defines one of these functions itself (its own
+ * interposer, a counting stand-in) keeps its definition - the static
+ * archive would otherwise fail to link with a duplicate symbol; its
+ * definition then replaces ours (and the lazy path) for that function.
+ */
 #define INTERPOSE(ret_t, name, params, args)                                                       \
-	UMCG_EXPORT ret_t name params                                                              \
+	UMCG_EXPORT __attribute__((weak)) ret_t name params                                        \
 	{                                                                                          \
 		struct umcg_ktask *k_ = umcg__current();                                           \
 		if (__builtin_expect(!k_, 1) || !enter_lazy(k_))                                   \
