@@ -146,9 +146,10 @@ void umcg__ttwu(struct umcg_ktask *k, bool current_cpu)
 #define FAR_DEADLINE_NS (2147483647ull * 1000000000ull)
 
 /*
- * A server whose context switch ran a detected worker w also looks for w's
- * sleep itself (umcg__det_check, the watcher's T6; watcher.c), besides its
- * watcher:
+ * A server whose context switch ran a detected worker w also looks for its
+ * worker's sleep itself (umcg__det_check, the watcher's T6; watcher.c),
+ * besides its watcher - w's, or that of the worker w switched to (the
+ * server's supervise slot):
  *   - before each futex sleep. When the worker it woke preempted it (the
  *     woken thread often does, before the server's FUTEX_WAIT) and then went
  *     to sleep, the server resumes only to sleep in turn: it finds the sleep
@@ -176,8 +177,15 @@ int umcg__idle_loop_watch(struct umcg_ktask *k, uint64_t abs_timeout, bool inter
 	uint64_t check_ns = CHECK_MIN_NS, next_check = w ? umcg_now_ns() + check_ns : 0;
 	int ret = 0;
 	for (;;) {
-		if (w)
-			umcg__det_check(k, w); /* may make us RUNNING: T6 for our worker */
+		/*
+		 * Our worker now: a worker-to-worker switch re-points supervise
+		 * (release, by the switching worker: acquire here), a take-over
+		 * clears it.
+		 */
+		struct umcg_ktask *cur =
+		    w ? atomic_load_explicit(&k->supervise, memory_order_acquire) : NULL;
+		if (cur)
+			umcg__det_check(k, cur); /* may make us RUNNING: T6 for our worker */
 		atomic_store_explicit(&k->sleeping, 1, memory_order_seq_cst);
 		uint32_t seq = atomic_load_explicit(&k->wake_seq, memory_order_seq_cst);
 		uint32_t st = umcg__load_u32(&self->state);
