@@ -5,11 +5,16 @@
  * (the placement pinned servers give their workers), unless -p says
  * otherwise. Every case is measured in the same run as its baseline.
  *
- *   call     a wrapped read() of a pipe that has data, per call: detected
- *            worker (lazy wrapper), same worker with detection off (eager
- *            wrapper: a switch round trip), and the raw read() (baseline).
+ *   call     write() + read() of a pipe that has data, per call: libc's
+ *            functions on a plain thread (baseline, found like libumcg finds
+ *            them: dlsym(RTLD_NEXT)); libc's names on a plain thread (through
+ *            libumcg's interposers: pass-through); a detected worker with the
+ *            umcg_wrap.h wrappers (lazy) and with libc's names (interposed:
+ *            lazy too); the wrappers with detection off (eager: a switch
+ *            round trip).
  *   block    a worker's raw read() of an empty pipe -> its server running
- *            again (the watcher saw the sleep and did T6); beside it the
+ *            again (the watcher saw the sleep and did T6), the same through
+ *            libc's read() (interposed: a lazy call); beside them the
  *            explicit umcg_block_point() and a futex hand-off (baseline).
  *   window   after a raw sleep that was taken over: time the worker ran
  *            its own code before the switch-in alarm parked it (0 when it
@@ -28,6 +33,7 @@
 #include <unistd.h>
 
 #include "bench_common.h"
+#include "detect/interpose.h"
 #include "umcg_wrap.h"
 #include "util/util.h"
 
@@ -44,6 +50,7 @@ struct ctx {
 	void (*payload)(struct ctx *c);
 	int fd[2];
 	int detect; /* for the worker: 1 on, 0 off */
+	int libc;   /* calls: libc's names (interposed), not the umcg_ wrappers */
 	_Atomic uint64_t t_block;
 	long n;
 	_Atomic int done;
@@ -92,14 +99,17 @@ static void calls(struct ctx *c)
 	for (long i = 0; i < c->n; i++) {
 		uint64_t t0 = bench_now();
 		for (int k = 0; k < 10; k++) {
-			if (write(c->fd[1], "x", 1) != 1 || umcg_read(c->fd[0], buf, 1) != 1)
+			if (c->libc ? write(c->fd[1], "x", 1) != 1 || read(c->fd[0], buf, 1) != 1
+				    : umcg_write(c->fd[1], "x", 1) != 1 ||
+					  umcg_read(c->fd[0], buf, 1) != 1)
 				bench_die("pipe: %s", strerror(errno));
 		}
 		samples[i] = (bench_now() - t0) / 10;
 	}
 }
 
-static void raw_calls(long n)
+/* On this (plain) thread: libc's functions directly, or libc's names (interposed). */
+static void raw_calls(long n, bool interposed)
 {
 	int fd[2];
 	char buf[64];
@@ -108,7 +118,9 @@ static void raw_calls(long n)
 	for (long i = 0; i < n; i++) {
 		uint64_t t0 = bench_now();
 		for (int k = 0; k < 10; k++)
-			if (write(fd[1], "x", 1) != 1 || read(fd[0], buf, 1) != 1)
+			if (interposed ? write(fd[1], "x", 1) != 1 || read(fd[0], buf, 1) != 1
+				       : umcg__libc_write(fd[1], "x", 1) != 1 ||
+					     umcg__libc_read(fd[0], buf, 1) != 1)
 				bench_die("pipe: %s", strerror(errno));
 		samples[i] = (bench_now() - t0) / 10;
 	}
@@ -116,7 +128,7 @@ static void raw_calls(long n)
 	close(fd[1]);
 }
 
-static void run_calls(struct bench_stats *st, int detect, long n)
+static void run_calls(struct bench_stats *st, int detect, int libc, long n)
 {
 	struct ctx *c = aligned_alloc(64, sizeof *c);
 	memset(c, 0, sizeof *c);
@@ -124,6 +136,7 @@ static void run_calls(struct bench_stats *st, int detect, long n)
 		bench_die("pipe");
 	c->payload = calls;
 	c->detect = detect;
+	c->libc = libc;
 	c->n = n;
 	serve(c, NULL);
 	bench_stats_compute(samples, (size_t)n, st);
@@ -139,7 +152,7 @@ static void blockers(struct ctx *c)
 	char b;
 	for (long i = 0; i < c->n; i++) {
 		atomic_store(&c->t_block, bench_now());
-		if (syscall(SYS_read, c->fd[0], &b, 1) != 1)
+		if ((c->libc ? read(c->fd[0], &b, 1) : syscall(SYS_read, c->fd[0], &b, 1)) != 1)
 			bench_die("read: %s", strerror(errno));
 	}
 }
@@ -172,7 +185,7 @@ static void explicit_returned(struct ctx *c)
 		samples[nblock++] = t - atomic_load(&c->t_block);
 }
 
-static void run_block(struct bench_stats *st, bool explicit_point, long n)
+static void run_block(struct bench_stats *st, bool explicit_point, int libc, long n)
 {
 	struct ctx *c = aligned_alloc(64, sizeof *c);
 	memset(c, 0, sizeof *c);
@@ -180,6 +193,7 @@ static void run_block(struct bench_stats *st, bool explicit_point, long n)
 		bench_die("pipe");
 	c->payload = explicit_point ? explicit_blockers : blockers;
 	c->detect = !explicit_point;
+	c->libc = libc;
 	c->n = n;
 	nblock = 0;
 	serve(c, explicit_point ? explicit_returned : block_returned);
@@ -296,23 +310,30 @@ int main(int argc, char **argv)
 	printf("bench_detect: %ld samples per case, server and worker pinned to CPU 0\n", iters);
 	bench_watchdog(300);
 
-	struct bench_stats raw, lazy, eager;
-	raw_calls(iters / 10); /* warm-up */
-	raw_calls(iters);
+	struct bench_stats raw, plain, lazy, lazy_libc, eager;
+	raw_calls(iters / 10, false); /* warm-up */
+	raw_calls(iters, false);
 	bench_stats_compute(samples, (size_t)iters, &raw);
-	run_calls(&lazy, 1, iters);
-	run_calls(&eager, 0, iters / 10);
-	row("call", "raw read()+write()/2 (base)", &raw, NULL);
-	row("call", "umcg_read() lazy (detected)", &lazy, &raw);
-	row("call", "umcg_read() eager (no det.)", &eager, &raw);
+	raw_calls(iters, true);
+	bench_stats_compute(samples, (size_t)iters, &plain);
+	run_calls(&lazy, 1, 0, iters);
+	run_calls(&lazy_libc, 1, 1, iters);
+	run_calls(&eager, 0, 0, iters / 10);
+	row("call", "libc, plain thread (base)", &raw, NULL);
+	row("call", "libc names, plain thread", &plain, &raw);
+	row("call", "umcg_ wrappers, lazy", &lazy, &raw);
+	row("call", "libc names, lazy (interp.)", &lazy_libc, &raw);
+	row("call", "umcg_ wrappers, eager", &eager, &raw);
 
 	long nb = iters / 4;
-	struct bench_stats fx, blk, expl;
+	struct bench_stats fx, blk, blk_libc, expl;
 	run_futex(&fx, nb);
-	run_block(&blk, false, nb);
-	run_block(&expl, true, nb);
+	run_block(&blk, false, 0, nb);
+	run_block(&blk_libc, false, 1, nb);
+	run_block(&expl, true, 0, nb);
 	row("block", "futex hand-off (base)", &fx, NULL);
 	row("block", "raw read(), detected", &blk, &fx);
+	row("block", "libc read(), interposed", &blk_libc, &fx);
 	row("block", "umcg_block_point()", &expl, &fx);
 
 	struct ctx *c = aligned_alloc(64, sizeof *c);

@@ -14,7 +14,10 @@
  * calls: libumcg sees the worker really sleep (transparent detection,
  * docs/detection.md), makes it BLOCKED (its server runs another worker)
  * and queues it on the idle-workers list when it wakes (a server picks it
- * up again); a call that does not sleep costs nothing. With -W they go
+ * up again); a call that does not sleep costs nothing. libumcg interposes
+ * libc's clock_nanosleep(), write() and read(), so these take the lazy
+ * path of the wrappers (UMCG_INTERPOSE=0: they go to libc, and the sleep
+ * is parked by the detection signal instead). With -W they go
  * through the umcg_wrap.h wrappers instead (lazy with detection; without
  * it, UMCG_DETECT=0, every wrapped call is a block). The scheduler itself - servers,
  * the idle protocol of the chosen design (-i), the FIFO run queue, worker

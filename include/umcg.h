@@ -224,6 +224,15 @@ enum umcg_tunable {
 	 * explicit block points only (0). See umcg_detect_thread(3).
 	 */
 	UMCG_TUNE_DETECT = 2,
+	/*
+	 * libc's common blocking calls (read, write, poll, nanosleep, usleep,
+	 * ...: the list of umcg_wrap.h), called by a detected worker through
+	 * libc's public symbols, take the lazy wrapper path inside libumcg
+	 * (value 1, default unless the environment has UMCG_INTERPOSE=0), or
+	 * go straight to libc and are seen only by the switch records (0).
+	 * See umcg_wrap(3), docs/detection.md.
+	 */
+	UMCG_TUNE_INTERPOSE = 3,
 };
 
 /* Set a process-wide tunable. 0 on success, -1/EINVAL on a bad name/value. */

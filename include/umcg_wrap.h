@@ -16,7 +16,11 @@
  *
  * With detection, blocking outside the wrappers (raw syscalls, page
  * faults, locks inside other libraries) is seen too; the wrappers remain
- * the fast and exact path (docs/detection.md).
+ * the fast and exact path (docs/detection.md). libumcg also exports libc's
+ * own names of these calls (read(), usleep(), poll(), ...): a detected
+ * worker calling them takes the same lazy path, every other thread gets
+ * libc's call (UMCG_INTERPOSE=0 or umcg_tune(UMCG_TUNE_INTERPOSE, 0) turns
+ * that off; umcg_wrap(3)).
  */
 #ifndef UMCG_WRAP_H
 #define UMCG_WRAP_H

@@ -92,6 +92,10 @@ CONFIGS=(
 "detect|-DNO_RECHECK=1|cex:$DET|no look at the ring after the CAS / after arming"
 "detect|-DBLOCK_BEFORE_ARM=1|cex:$DET|worker made BLOCKED before its alarm is armed"
 "detect|-DREAD_SERVER_LATE=1|cex:$SRV|server_tid read after TAKEN is published (wrong server woken)"
+"detect|-DHANDLER=0|pass|without another signal's handler making calls of its own"
+"detect|-DLEAVE_USER_LOOPS=1|cex:$LOST|sys_leave not accepting USER after a handler parked us (the old wrap path)"
+"detect|-DWATCHERS=2 -DCALLS=2 -DROUNDS=4|pass|two checkers at once (watcher + the server before it sleeps)"
+"detect|-DWATCHERS=2 -DNO_RECHECK=1|cex:$DET|two checkers, no look at the ring after the CAS"
 # the v0.4 tid word
 "tid_word|-DCHAIN=0|cex:$IDLE|one tid word, no chaining: PeterZ's lost second server"
 "tid_word|-DCHAIN=1|cex:$IDLE|chain only if more work remains"
@@ -107,6 +111,7 @@ CONFIGS=(
 "tid_word|-DGP=1 -DNSYNC=0 -DGP_LOCK=0|cex:$LATE|late wake-ups: grace periods not serialised (fixed by gp_lock)"
 )
 FULL_CONFIGS=(
+"detect|-DWATCHERS=2 -DCALLS=3|pass|two checkers, 3 calls (80M states, ~5 min)"
 "idle_servers|-DGRACE=1 -DPOPS=2|pass|as implemented: 2 servers x 2 rounds, 2x2 pops (24M states)"
 "idle_servers|-DGRACE=1 -DNS=3 -DNP=1 -DPOPS=2 -DCYCLES=1|pass|as implemented: 3 servers, 2 pops"
 "idle_servers|-DWAKE=1|pass|wake after the pop, no timeouts, 2 poppers"

@@ -38,6 +38,22 @@
  * any server that is not waiting. Checked: the server woken is the one
  * that held the worker when it was made BLOCKED, and at the end only the
  * worker's current server is still holding it (no server waits for ever).
+ *   HANDLER=0           no signal handler (another signal's) that makes a
+ *                       call of its own after the worker's call woke
+ *   LEAVE_USER_LOOPS=1  umcg__det_sys_leave() as it was: it did not accept
+ *                       USER (a handler parked us during our call) and
+ *                       spun forever
+ *   WATCHERS=2          two threads run the check at once: the server's
+ *                       watcher and the server itself before it sleeps
+ *                       (sched.c umcg__idle_loop_watch), or a stale watcher
+ *                       of a server that ran the worker before
+ *
+ * The handler: a signal (not the detection signal) that wakes the worker
+ * from its call, or arrives after it, runs a handler that makes a lazy call
+ * itself (a wrapper, or a libc call libumcg interposes). Its
+ * umcg__det_sys_enter parks a pending take-over first; if that take-over
+ * was of the interrupted call (TAKEN_SYS), the outer call's
+ * umcg__det_sys_leave later finds det USER and must just return.
  */
 
 #ifndef CALLS
@@ -55,6 +71,15 @@
 #ifndef READ_SERVER_LATE
 #define READ_SERVER_LATE 0
 #endif
+#ifndef HANDLER
+#define HANDLER 1
+#endif
+#ifndef LEAVE_USER_LOOPS
+#define LEAVE_USER_LOOPS 0
+#endif
+#ifndef WATCHERS
+#define WATCHERS 1
+#endif
 
 mtype = { USER, SYSCALL, LIB, TAKING, TAKEN_SYS, TAKEN_RAW };
 mtype = { IN, SLEPT };
@@ -68,11 +93,11 @@ byte state = RUNNING;	/* the worker's ABI state */
 bit armed;		/* switch-in alarm enabled */
 bit sig;		/* detection signal pending */
 byte takes, parks;
-bit done, wdone;
+bit done;
+byte wdone;		/* watchers that have finished */
 bit slept;		/* ghost: the current call has slept */
 byte srv = 1;		/* the worker's server_tid (servers 1 and 2) */
 bit waiting[3];		/* server s runs the worker, waits for its block */
-byte holder;		/* ghost: srv when the worker was made BLOCKED */
 
 
 /* a server that is not waiting pops the parked worker and runs it */
@@ -86,11 +111,11 @@ inline run_by_a_server()
 	}
 }
 
-/* the watcher wakes server s (T6: the worker's own server) */
-inline wake_server(s)
+/* the watcher wakes server s (T6: the worker's own server, held: srv when made BLOCKED) */
+inline wake_server(s, held)
 {
 	atomic {
-		assert(s == holder && waiting[s]);
+		assert(s == held && waiting[s]);
 		waiting[s] = 0
 	}
 }
@@ -98,8 +123,7 @@ inline wake_server(s)
 /* make the worker BLOCKED, publish TAKEN_x, wake its server */
 inline take(x)
 {
-	state = BLOCKED;
-	holder = srv;
+	atomic { state = BLOCKED; holder = srv }	/* holder: the watcher's ghost */
 #if READ_SERVER_LATE
 	det = x;
 	stid = srv;
@@ -107,7 +131,7 @@ inline take(x)
 	stid = srv;
 	det = x;
 #endif
-	wake_server(stid)
+	wake_server(stid, holder)
 }
 
 inline sleep_and_wake()
@@ -146,6 +170,42 @@ inline deliver()
 	fi
 }
 
+/*
+ * Another signal's handler making a lazy call: umcg__det_sys_enter (park a
+ * pending take-over first; nested in our own lazy call: a plain call), the
+ * call (not sleeping, to keep the model small), umcg__det_sys_leave.
+ */
+inline handler_call()
+{
+	hl = 0;
+	do
+	:: (det == TAKEN_SYS || det == TAKEN_RAW) -> park()
+	:: atomic { det == USER -> det = SYSCALL; hl = 1; break }
+	:: atomic { det == SYSCALL -> break }	/* nested: plain call */
+	od;
+	assert(state == RUNNING);	/* the handler's own code */
+	if
+	:: hl ->
+		do
+		:: atomic { det == SYSCALL -> det = USER; break }
+		:: atomic { det == TAKEN_SYS || det == TAKEN_RAW } -> park(); break
+		od
+	:: else -> skip
+	fi
+}
+
+inline maybe_handler()
+{
+#if HANDLER
+	if
+	:: handler_call()
+	:: skip
+	fi
+#else
+	skip
+#endif
+}
+
 inline user_code()
 {
 	deliver();
@@ -156,6 +216,7 @@ inline user_code()
 active proctype worker()
 {
 	byte n;
+	bit hl;
 	waiting[1] = 1;	/* server 1 runs the worker at first */
 	for (n : 1 .. CALLS) {
 		if
@@ -168,29 +229,49 @@ active proctype worker()
 			:: sleep_and_wake()
 			:: skip	/* returned without sleeping */
 			fi;
+			maybe_handler();	/* a signal during or after the call */
 			do	/* umcg__det_sys_leave */
 			:: atomic { det == SYSCALL -> det = USER; break }
 			:: atomic { det == TAKEN_SYS || det == TAKEN_RAW } -> park(); break
+#if !LEAVE_USER_LOOPS
+			:: atomic { det == USER -> break }	/* a handler parked us */
+#endif
 			od
 		:: /* raw call */
 			slept = 0;
 			if
 			:: sleep_and_wake()
 			:: skip
-			fi
+			fi;
+			deliver();	/* the detection signal comes first (switch-in) */
+			maybe_handler()
 		fi;
 		user_code()
 	}
 	done = 1
 }
 
-active proctype watcher()
+/*
+ * The watcher looks at most ROUNDS times (each look at any moment the
+ * scheduler picks): so that it cannot loop for ever while the worker is
+ * stuck, which would hide the worker's stuck state (a livelock, not an
+ * invalid end state). The worker never needs the watcher to progress,
+ * except to end a TAKING, which one look does.
+ */
+#ifndef ROUNDS
+#define ROUNDS (2 * CALLS + 2)
+#endif
+
+active [WATCHERS] proctype watcher()
 {
 	mtype d, l;
 	byte stid;
+	byte holder;	/* ghost: srv when this watcher made the worker BLOCKED */
+	byte r;
 	do
-	:: done -> break
+	:: done || r >= ROUNDS -> break
 	:: else ->
+		r++;
 #if ORDER_RING_FIRST
 		l = last;
 		d = det;
@@ -242,13 +323,13 @@ active proctype watcher()
 		fi;
 next:		skip
 	od;
-	wdone = 1
+	wdone++
 }
 
 /* at the end every take-over found its park, and nothing is left taken */
 active proctype check()
 {
-	(done && wdone);
+	(done && wdone == WATCHERS);
 	assert(det == USER && takes == parks);
 	assert(waiting[srv] && !waiting[3 - srv])
 }

@@ -88,6 +88,7 @@ ncpu=$(nproc)
 # Workload 1
 w1_systems() {
 	printf 'umcg-rt\t%s -n %d\n' "$demo" "$w1_ops"
+	printf 'umcg-rt-no-interpose\tenv UMCG_INTERPOSE=0 %s -n %d\n' "$demo" "$w1_ops"
 	printf 'umcg-rt-unpinned\t%s -U -n %d\n' "$demo" "$w1_ops"
 	printf 'pthreads\t%s -n %d\n' "$P/demo_pthreads" "$w1_ops"
 	((have_go)) && printf 'go\t%s demo -n %d\n' "$P/go_peers" "$w1_ops"

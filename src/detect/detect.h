@@ -8,9 +8,12 @@
  * context_switch = 1, exclude_kernel) whose ring buffer receives a
  * PERF_RECORD_SWITCH on every switch-out and switch-in of the thread. A
  * switch-out without PERF_RECORD_MISC_SWITCH_OUT_PREEMPT means the thread
- * went to sleep. The server that runs the worker sleeps in poll() on the
- * worker's event (and on its own wake-up eventfd) instead of a futex, and
- * does the worker's T6 itself when the record says the worker slept.
+ * went to sleep. A SCHED_IDLE watcher thread per server (watcher.c) reads
+ * the ring when the server's CPU falls idle and does the worker's T6 when
+ * the newest record says the worker slept; the server itself does the same
+ * check before each sleep of its context switch and every 1-8 ms
+ * (kern/sched.c umcg__idle_loop_watch). Any number of threads may run
+ * the check on one worker at once: the CAS on det picks one.
  *
  * Who may change a worker's detection word `det` (struct umcg_ktask):
  *
@@ -91,9 +94,10 @@ uint64_t umcg__det_ring_head(struct umcg_ktask *w);
 
 /* ---- takeover.c: the server's side ----------------------------------------- */
 /*
- * Called by the watcher of `server`, which runs w: if w went to sleep
- * while RUNNING (not LOCKED), do its T6 (w BLOCKED, its server woken).
- * true if w was taken.
+ * Called by the watcher of `server`, or by `server` itself, which runs
+ * (or ran) w: if w went to sleep while RUNNING (not LOCKED), do its T6 (w
+ * BLOCKED, its server - the one in w's server_tid - woken). true if w was
+ * taken. Safe to run concurrently on one w (the det CAS decides).
  */
 bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w);
 /* w is now run by its server: point that server's watcher at w. */

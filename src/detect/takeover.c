@@ -4,6 +4,11 @@
  * no wrapper saw it, and the worker's side of that hand-over.
  *
  * The detection word and who may change it are described in detect.h.
+ * Who runs umcg__det_check(): the watcher of the server that runs the
+ * worker, that server itself before it sleeps (kern/sched.c), and a
+ * watcher whose server ran the worker before (supervise is not cleared
+ * when a run ends). Checkers share nothing but det (CAS) and the ring
+ * (read under det_lock); the model runs two at once (WATCHERS=2).
  * The decision (spin/detect.pml, docs/spin.md):
  *   - The watcher loads det, reads the ring, and only for USER/SYSCALL
  *     with "slept" as the newest record CASes det to TAKING. The CAS alone
@@ -232,6 +237,14 @@ void umcg__det_sys_leave(struct umcg_ktask *k)
 			park_taken(k, d); /* the server ran while we slept */
 			return;
 		}
+		/*
+		 * USER: a signal handler that ran during our call (it woke us)
+		 * found the take-over and parked us already (a wrapper or an
+		 * interposed call in the handler, umcg__det_sys_enter); the
+		 * rest of our call ran unmarked. Nothing left to do.
+		 */
+		if (d != DET_SYSCALL)
+			return;
 		/* SYSCALL again: the watcher looked, saw the sleep was over, gave up */
 	}
 }

@@ -31,6 +31,12 @@
  *     (sched_yield) a little, then sleeps: until bumped if there is no
  *     worker to watch, else for 50 us doubling up to 1 ms (the worker
  *     runs on another CPU, or sleeps inside libumcg).
+ *   - The watcher is not the only checker: the server runs the same check
+ *     before it sleeps and every 1-8 ms while it sleeps (kern/sched.c
+ *     umcg__idle_loop_watch). That covers a watcher that does not get the
+ *     CPU (other processes keep it busy: SCHED_IDLE can starve for
+ *     seconds) and saves the watcher's hop when the worker the server
+ *     woke preempted it and then slept before the server's own sleep.
  */
 #include <pthread.h>
 #include <sched.h>

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "detect/detect.h"
+#include "detect/interpose.h"
 #include "kern/kern.h"
 #include "umcg_wrap.h"
 
@@ -32,11 +33,11 @@
 	{                                                                                          \
 		struct umcg_ktask *wrap_k_ = umcg__current();                                      \
 		if (!wrap_k_)                                                                      \
-			return name args;                                                          \
+			return umcg__libc_##name args;                                             \
 		int wrap_m_ = umcg__det_sys_enter(wrap_k_);                                        \
 		if (wrap_m_ == DET_CALL_EAGER)                                                     \
 			umcg__block_point(wrap_k_);                                                \
-		ret_t wrap_r_ = name args;                                                         \
+		ret_t wrap_r_ = umcg__libc_##name args;                                            \
 		int wrap_e_ = errno;                                                               \
 		if (wrap_m_ == DET_CALL_LAZY)                                                      \
 			umcg__det_sys_leave(wrap_k_);                                              \

@@ -154,6 +154,13 @@ void umcg__ttwu(struct umcg_ktask *k, bool current_cpu);
  * Returns 0, -EINTR (only if interruptible) or -ETIMEDOUT.
  */
 int umcg__idle_loop(struct umcg_ktask *k, uint64_t abs_timeout, bool interruptible);
+/*
+ * The same for a server whose context switch ran the detected worker w:
+ * it also looks for w's sleep itself (T6) before each sleep and every
+ * 1-8 ms (sched.c). w NULL: umcg__idle_loop().
+ */
+int umcg__idle_loop_watch(struct umcg_ktask *k, uint64_t abs_timeout, bool interruptible,
+			  struct umcg_ktask *w);
 /* cpu_set_t -> k->allowed */
 void umcg__set_allowed(struct umcg_ktask *k, const cpu_set_t *set);
 /* Undo our pinning of k (restore its registration-time affinity). */

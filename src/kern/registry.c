@@ -160,6 +160,12 @@ struct umcg_ktask *umcg__registry_lookup(uint32_t tid)
  *   - umcg__current_cpu_hint, the nr_cpu_ids cache: process settings, kept.
  * Lock order of the prepare handler: gc_lock, gp_lock (as in GC), then
  * pool_lock (never held with another lock).
+ * A worker that forks holds these locks between the handlers: a detection
+ * signal that arrives meanwhile must not park it (every server's GC would
+ * wait for gc_lock while the worker waits for a server: seen under TSan,
+ * which delivers a pending signal inside the parent handler's unlock), so
+ * the handlers are a nopark section. In the child the forking thread is not
+ * a worker any more: the section and a deferred park are dropped.
  */
 static void atfork_prepare(void)
 {
@@ -172,13 +178,17 @@ static void atfork_parent(void)
 {
 	pthread_mutex_unlock(&pool_lock);
 	umcg__isl_fork_parent();
-	umcg__nopark_leave();
+	umcg__nopark_leave(); /* a park deferred meanwhile happens here, no lock held */
 }
 
 static void atfork_child(void)
 {
 	pthread_mutex_unlock(&pool_lock); /* held by the forking thread, now our only one */
 	umcg__isl_fork_child();
+	if (tls_current) {
+		tls_current->nopark = 0;
+		atomic_store_explicit(&tls_current->park_pending, false, memory_order_relaxed);
+	}
 	for (unsigned i = 0; i < DIR_SIZE; i++) {
 		slot_t *chunk = atomic_load_explicit(&dir[i], memory_order_relaxed);
 		if (chunk)

@@ -32,6 +32,7 @@
 #include <sched.h>
 
 #include "detect/detect.h"
+#include "detect/interpose.h"
 #include "kern/kern.h"
 #include "util/util.h"
 
@@ -49,6 +50,11 @@ UMCG_EXPORT int umcg_tune(enum umcg_tunable what, long value)
 		if (value != 0 && value != 1)
 			break;
 		atomic_store_explicit(&umcg__detect_default, (int)value, memory_order_relaxed);
+		return 0;
+	case UMCG_TUNE_INTERPOSE:
+		if (value != 0 && value != 1)
+			break;
+		atomic_store_explicit(&umcg__interpose_on, (int)value, memory_order_relaxed);
 		return 0;
 	}
 	errno = EINVAL;
@@ -143,18 +149,62 @@ void umcg__ttwu(struct umcg_ktask *k, bool current_cpu)
  */
 #define FAR_DEADLINE_NS (2147483647ull * 1000000000ull)
 
-int umcg__idle_loop(struct umcg_ktask *k, uint64_t abs_timeout, bool interruptible)
+/*
+ * A server whose context switch ran a detected worker w also looks for its
+ * worker's sleep itself (umcg__det_check, the watcher's T6; watcher.c),
+ * besides its watcher - w's, or that of the worker w switched to (the
+ * server's supervise slot):
+ *   - before each futex sleep. When the worker it woke preempted it (the
+ *     woken thread often does, before the server's FUTEX_WAIT) and then went
+ *     to sleep, the server resumes only to sleep in turn: it finds the sleep
+ *     in the ring and takes the worker at once, instead of sleeping, letting
+ *     the watcher run and being woken by it (two switches and a futex wake
+ *     saved). The check comes before `sleeping` is set, so a take-over that
+ *     makes us RUNNING costs no futex wake of our own word.
+ *   - every CHECK_MIN_NS doubling to CHECK_MAX_NS while it sleeps (a futex
+ *     timeout), so that a sleep is reported even when the SCHED_IDLE watcher
+ *     does not get the CPU (other processes keep it busy: a watcher can starve
+ *     for seconds) or runs on another CPU than the worker (unpinned servers).
+ *     A worker that computes for long costs its server one wake-up per
+ *     CHECK_MAX_NS.
+ * Several threads may run umcg__det_check() on one worker (the watcher, this
+ * server, the watcher of a server that ran it before): the CAS on det picks
+ * one (takeover.c).
+ */
+enum { CHECK_MIN_NS = 1000000, CHECK_MAX_NS = 8000000 };
+
+int umcg__idle_loop_watch(struct umcg_ktask *k, uint64_t abs_timeout, bool interruptible,
+			  struct umcg_ktask *w)
 {
 	struct umcg_task *self = atomic_load_explicit(&k->self, memory_order_relaxed);
 	uint64_t deadline = abs_timeout ? abs_timeout : interruptible ? FAR_DEADLINE_NS : 0;
+	uint64_t check_ns = CHECK_MIN_NS, next_check = w ? umcg_now_ns() + check_ns : 0;
 	int ret = 0;
 	for (;;) {
+		/*
+		 * Our worker now: a worker-to-worker switch re-points supervise
+		 * (release, by the switching worker: acquire here), a take-over
+		 * clears it.
+		 */
+		struct umcg_ktask *cur =
+		    w ? atomic_load_explicit(&k->supervise, memory_order_acquire) : NULL;
+		if (cur)
+			umcg__det_check(k, cur); /* may make us RUNNING: T6 for our worker */
 		atomic_store_explicit(&k->sleeping, 1, memory_order_seq_cst);
 		uint32_t seq = atomic_load_explicit(&k->wake_seq, memory_order_seq_cst);
 		uint32_t st = umcg__load_u32(&self->state);
 		if ((st & UMCG_TF_STATE_MASK) == UMCG_TASK_RUNNING)
 			break;
-		int r = umcg__futex_wait(&k->wake_seq, seq, deadline);
+		uint64_t until = deadline;
+		bool timed_check = w && (!until || next_check < until);
+		if (timed_check)
+			until = next_check;
+		int r = umcg__futex_wait(&k->wake_seq, seq, until);
+		if (r == -ETIMEDOUT && timed_check) {
+			check_ns = check_ns * 2 > CHECK_MAX_NS ? CHECK_MAX_NS : check_ns * 2;
+			next_check = umcg_now_ns() + check_ns;
+			continue; /* look at the worker's ring again */
+		}
 		if (r == -ETIMEDOUT && abs_timeout) {
 			/* A wake that raced the deadline wins. */
 			st = umcg__load_u32(&self->state);
@@ -178,4 +228,9 @@ int umcg__idle_loop(struct umcg_ktask *k, uint64_t abs_timeout, bool interruptib
 	}
 	atomic_store_explicit(&k->sleeping, 0, memory_order_relaxed);
 	return ret;
+}
+
+int umcg__idle_loop(struct umcg_ktask *k, uint64_t abs_timeout, bool interruptible)
+{
+	return umcg__idle_loop_watch(k, abs_timeout, interruptible, NULL);
 }

@@ -191,9 +191,14 @@ static int do_wait(uint32_t flags, uint64_t abs_timeout)
 		umcg__det_lib_leave(k, det);
 		return r;
 	}
-	if (nk)
+	struct umcg_ktask *watch = NULL;
+	if (nk) {
 		switch_to(nk);
-	int r = umcg__idle_loop(k, abs_timeout, true);
+		/* we run a detected worker (its watcher is ours): look for its sleep too */
+		if (atomic_load_explicit(&k->supervise, memory_order_relaxed) == nk)
+			watch = nk;
+	}
+	int r = umcg__idle_loop_watch(k, abs_timeout, true, watch);
 	if (r == -ETIMEDOUT && !server_timeout_restore(t))
 		r = 0; /* a wake-up won the race */
 	return r;
