@@ -88,6 +88,8 @@ int umcg__det_ring_last(struct umcg_ktask *w);
  * of a worker being taken while it sleeps in code no wrapper saw.
  */
 bool umcg__det_alarm_arm(struct umcg_ktask *w);
+/* Only open it (disabled), so that arming is one ioctl right after a last look. */
+bool umcg__det_alarm_open(struct umcg_ktask *w);
 void umcg__det_alarm_disarm(struct umcg_ktask *w);
 /* data_head of w's ring, not consumed: has anything been recorded? */
 uint64_t umcg__det_ring_head(struct umcg_ktask *w);

@@ -356,37 +356,47 @@ int umcg__det_ring_last(struct umcg_ktask *w)
 	return last;
 }
 
+/* Open w's alarm (first raw take-over only: ~30 us), disabled, kept; false if it cannot be had. */
+static bool alarm_open_locked(struct umcg_ktask *w)
+{
+	if (w->alarm_fd >= 0)
+		return true;
+	void *ring;
+	int fd = open_event(w, 1, &ring);
+	if (fd < 0) {
+		/* the sleep is not taken: say so, once (a silent hang is worse) */
+		warn_once(ring ? "mmap of a switch-in alarm's ring (perf_event_mlock_kb, "
+				 "RLIMIT_MEMLOCK): raw sleeps past it are not reported"
+			       : "perf_event_open of a switch-in alarm",
+			  -fd);
+		return false;
+	}
+	pid_t tid = (pid_t)atomic_load_explicit(&w->tid, memory_order_relaxed);
+	struct f_owner_ex own = {.type = F_OWNER_TID, .pid = tid};
+	if (ioctl(fd, PERF_EVENT_IOC_DISABLE, 0) || fcntl(fd, F_SETOWN_EX, &own) ||
+	    fcntl(fd, F_SETSIG, umcg__detect_signal()) || fcntl(fd, F_SETFL, O_ASYNC)) {
+		munmap(ring, page_size() * (1 + RING_PAGES));
+		close(fd);
+		return false;
+	}
+	w->alarm_ring = ring;
+	w->alarm_fd = fd;
+	return true;
+}
+
+bool umcg__det_alarm_open(struct umcg_ktask *w)
+{
+	lock_ring(w); /* against the owner's umcg__det_close() */
+	bool ok = w->det_ring && alarm_open_locked(w);
+	unlock_ring(w);
+	return ok;
+}
+
 bool umcg__det_alarm_arm(struct umcg_ktask *w)
 {
-	bool ok = false;
 	lock_ring(w); /* against the owner's umcg__det_close() */
-	if (!w->det_ring)
-		goto out;
-	if (w->alarm_fd < 0) {
-		/* first raw take-over of this worker: open it once, keep it (disabled) */
-		void *ring;
-		int fd = open_event(w, 1, &ring);
-		if (fd < 0) {
-			/* the sleep is not taken: say so, once (a silent hang is worse) */
-			warn_once(ring ? "mmap of a switch-in alarm's ring (perf_event_mlock_kb, "
-					 "RLIMIT_MEMLOCK): raw sleeps past it are not reported"
-				       : "perf_event_open of a switch-in alarm",
-				  -fd);
-			goto out;
-		}
-		pid_t tid = (pid_t)atomic_load_explicit(&w->tid, memory_order_relaxed);
-		struct f_owner_ex own = {.type = F_OWNER_TID, .pid = tid};
-		if (ioctl(fd, PERF_EVENT_IOC_DISABLE, 0) || fcntl(fd, F_SETOWN_EX, &own) ||
-		    fcntl(fd, F_SETSIG, umcg__detect_signal()) || fcntl(fd, F_SETFL, O_ASYNC)) {
-			munmap(ring, page_size() * (1 + RING_PAGES));
-			close(fd);
-			goto out;
-		}
-		w->alarm_ring = ring;
-		w->alarm_fd = fd;
-	}
-	ok = ioctl(w->alarm_fd, PERF_EVENT_IOC_ENABLE, 0) == 0;
-out:
+	bool ok = w->det_ring && alarm_open_locked(w) &&
+		  ioctl(w->alarm_fd, PERF_EVENT_IOC_ENABLE, 0) == 0;
 	unlock_ring(w);
 	/*
 	 * Full fence: the kernel's stores that enable the event (in our

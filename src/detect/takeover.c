@@ -84,6 +84,19 @@ bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w)
 	 * detection.
 	 */
 	if (raw) {
+		/*
+		 * Open first (the first time costs ~30 us) and look once more
+		 * right before enabling: a sleep that ended meanwhile is given
+		 * up before an enabled alarm could record the worker's *next*
+		 * switch-out, whose signal would interrupt that next sleep
+		 * (EINTR; docs/detection.md, section 2). This narrows that
+		 * window to the enabling ioctl; the look after arming below is
+		 * the one correctness rests on.
+		 */
+		if (!umcg__det_alarm_open(w))
+			return give_up(w, d, &umcg__det_counts.no_alarm);
+		if (umcg__det_ring_last(w) != DET_LAST_SLEEP)
+			return give_up(w, d, &umcg__det_counts.woke_early);
 		if (!umcg__det_alarm_arm(w))
 			return give_up(w, d, &umcg__det_counts.no_alarm);
 		if (umcg__det_ring_last(w) != DET_LAST_SLEEP) {

@@ -186,9 +186,25 @@ func serve(addr string) {
 	}
 }
 
+// spawn: n times, start a goroutine running an empty function and wait for
+// it (a channel), as bench_rt's spawn case does with umcg_rt_spawn+join and
+// pthread_create+join; p50 and p99 of the round trip.
+func spawn(n int) {
+	v := make([]int64, n)
+	done := make(chan struct{})
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		go func() { done <- struct{}{} }()
+		<-done
+		v[i] = int64(time.Since(t0))
+	}
+	sort.Slice(v, func(a, b int) bool { return v[a] < v[b] })
+	fmt.Printf("go spawn+join: %d samples, p50 %d ns, p99 %d ns\n", n, v[n/2], v[n*99/100])
+}
+
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: peers demo|lat|ring|http [flags]")
+		fmt.Fprintln(os.Stderr, "usage: peers demo|lat|ring|http|spawn [flags]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
@@ -224,8 +240,10 @@ func main() {
 		ring(*r, def(n, 1000000))
 	case "http":
 		serve(*a)
+	case "spawn":
+		spawn(def(n, 100000))
 	default:
-		fmt.Fprintln(os.Stderr, "usage: peers demo|lat|ring|http [flags]")
+		fmt.Fprintln(os.Stderr, "usage: peers demo|lat|ring|http|spawn [flags]")
 		os.Exit(2)
 	}
 	if *check {
