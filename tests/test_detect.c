@@ -1105,9 +1105,15 @@ TEST_T(ring_overflow_does_not_hang, T_DETECT)
 	CHECK(sched_setaffinity(0, sizeof cpus, &cpus) == 0);
 	uint64_t lost0 = atomic_load(&umcg__det_counts.lost);
 	run_pair(&p);
-	/* the ring did overflow (the yields fill it unless the machine starves us) */
-	if (atomic_load(&ov_filled))
-		CHECK(atomic_load(&umcg__det_counts.lost) > lost0);
-	else
+	/*
+	 * The hang is what this test fails on (run_pair's exact checks). Whether
+	 * records were really lost is not under its control: "nearly full" is
+	 * not "overflowed", and the server's own periodic look at the ring
+	 * (every 1-8 ms) can drain it between the fill and the next record; so
+	 * the overflow path is reported, not required (seen 1-3 in 20 under TSan).
+	 */
+	if (!atomic_load(&ov_filled))
 		printf("    the ring did not fill in 200000 yields: overflow path not exercised\n");
+	else if (atomic_load(&umcg__det_counts.lost) == lost0)
+		printf("    the ring filled but was drained before it overflowed: path not exercised\n");
 }
