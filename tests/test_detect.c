@@ -1115,5 +1115,6 @@ TEST_T(ring_overflow_does_not_hang, T_DETECT)
 	if (!atomic_load(&ov_filled))
 		printf("    the ring did not fill in 200000 yields: overflow path not exercised\n");
 	else if (atomic_load(&umcg__det_counts.lost) == lost0)
-		printf("    the ring filled but was drained before it overflowed: path not exercised\n");
+		printf("    the ring filled but was drained before it overflowed: path not "
+		       "exercised\n");
 }
