@@ -202,14 +202,26 @@ static void expect_lazy(void (*block)(struct pair *), void (*release)(struct pai
 {
 	if (!detection_available())
 		return;
-	struct pair p = {.block = block, .release = release};
-	CHECK(pipe(p.fd) == 0);
-	uint64_t sys, raw;
-	run_pair(&p, &sys, &raw);
+	uint64_t sys = 0, raw = 0;
+	/*
+	 * A second try only if A was taken in a raw sleep instead (B ran, so
+	 * A's call found B's write and never slept): a sleep before the call
+	 * (seen once in a CI run under load: a page fault, or the first
+	 * resolution of a libc name). Broken interposition fails both tries.
+	 */
+	for (int tries = 0; tries < 2; tries++) {
+		struct pair p = {.block = block, .release = release};
+		CHECK(pipe(p.fd) == 0);
+		run_pair(&p, &sys, &raw);
+		close(p.fd[0]);
+		close(p.fd[1]);
+		if (sys || !raw)
+			break;
+		printf("    try %d: taken raw %llu, wrapped 0: A slept before its call; again\n",
+		       tries + 1, (unsigned long long)raw);
+	}
 	CHECK(sys >= 1);  /* the sleep was reported as a wrapped one */
 	CHECK_EQ(raw, 0); /* no switch-in alarm, no signal */
-	close(p.fd[0]);
-	close(p.fd[1]);
 }
 
 TEST_T(usleep_is_lazy, T_DETECT)
