@@ -29,6 +29,8 @@
 
 #include "umcg.h"
 #include "umcg_idle.h"
+
+#include "kern/kern.h" /* umcg__nopark_enter/leave only: see rt__spin_lock */
 #include "umcg_lists.h"
 #include "umcg_rt.h"
 
@@ -209,10 +211,20 @@ static inline void rt__relax(void)
  * links). Holders never sleep in the kernel while holding it; waiters
  * spin, then sched_yield(). Acquire on lock, release on unlock: the
  * queue contents are handed from holder to holder.
+ *
+ * The section is also a libumcg no-park section (the one internal hook of
+ * libumcg's core the runtime uses, kern/kern.h): a holder that sleeps
+ * anyway (a page fault, a sanitizer's internal lock) or gets a late
+ * detection signal must not be parked with the lock held - its waiters
+ * spin on their servers, and the parked holder, queued, would never get
+ * one (seen: tsan test_rt_sync sem_producer_consumer hung, two consumers
+ * spinning on the semaphore's lock on both servers). The park is deferred
+ * to the unlock; on the kernel backend the holder is LOCKED meanwhile.
  */
 static inline void rt__spin_lock(_Atomic uint32_t *l)
 {
 	unsigned n = 0;
+	umcg__nopark_enter();
 	rt__nopreempt_inc();
 	for (;;) {
 		if (!atomic_exchange_explicit(l, 1, memory_order_acquire))
@@ -230,6 +242,7 @@ static inline void rt__spin_unlock(_Atomic uint32_t *l)
 {
 	atomic_store_explicit(l, 0, memory_order_release);
 	rt__nopreempt_dec();
+	umcg__nopark_leave();
 }
 
 static inline void rt__count(_Atomic uint64_t *c)
