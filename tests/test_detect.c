@@ -333,9 +333,11 @@ static void block_gai(struct pair *p)
 /* Does a lookup sleep here at all (a name server that answers, or one that does not)? */
 static void *gai_probe(void *arg)
 {
-	uint64_t t0 = umcg_now_ns();
+	struct rusage r0, r1; /* voluntary switches: did the lookup sleep at all? */
+	getrusage(RUSAGE_THREAD, &r0);
 	gai_once(-1);
-	*(uint64_t *)arg = umcg_now_ns() - t0;
+	getrusage(RUSAGE_THREAD, &r1);
+	*(uint64_t *)arg = (uint64_t)(r1.ru_nvcsw - r0.ru_nvcsw);
 	return NULL;
 }
 
@@ -346,10 +348,9 @@ TEST_T(getaddrinfo_unwrapped, T_DETECT)
 	pthread_t th;
 	CHECK(pthread_create(&th, NULL, gai_probe, &ns) == 0);
 	pthread_join(th, NULL);
-	if (ns < 100000) {
+	if (ns == 0) {
 		/* no name server reachable (the lookup failed at once): nothing sleeps */
-		printf("    skipped: a lookup took %llu us here, it does not sleep\n",
-		       (unsigned long long)ns / 1000);
+		printf("    skipped: a lookup does not sleep here (no name server reachable)\n");
 		return;
 	}
 	struct pair p = {.block = block_gai, .release = release_nothing};

@@ -226,26 +226,36 @@ static void expect_lazy(void (*block)(struct pair *), void (*release)(struct pai
 
 TEST_T(usleep_is_lazy, T_DETECT)
 {
+	SKIP_ON_KERNEL(
+	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
 	expect_lazy(block_usleep, release_nothing);
 }
 
 TEST_T(nanosleep_is_lazy, T_DETECT)
 {
+	SKIP_ON_KERNEL(
+	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
 	expect_lazy(block_nanosleep, release_nothing);
 }
 
 TEST_T(clock_nanosleep_is_lazy, T_DETECT)
 {
+	SKIP_ON_KERNEL(
+	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
 	expect_lazy(block_clock_nanosleep, release_nothing);
 }
 
 TEST_T(read_on_empty_pipe_is_lazy, T_DETECT)
 {
+	SKIP_ON_KERNEL(
+	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
 	expect_lazy(block_read, release_write);
 }
 
 TEST_T(poll_is_lazy, T_DETECT)
 {
+	SKIP_ON_KERNEL(
+	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
 	expect_lazy(block_poll, release_write);
 }
 
@@ -253,6 +263,8 @@ TEST_T(poll_is_lazy, T_DETECT)
 
 TEST_T(tune_interpose_off_falls_back_to_the_alarm, T_DETECT)
 {
+	SKIP_ON_KERNEL(
+	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
 	CHECK_ERR(umcg_tune(UMCG_TUNE_INTERPOSE, 2), EINVAL);
 	CHECK_ERR(umcg_tune(UMCG_TUNE_INTERPOSE, -1), EINVAL);
 	if (!detection_available())
@@ -304,6 +316,8 @@ static void run_one(su_payload_fn fn, void *arg, long runs)
 
 TEST_T(calls_that_do_not_sleep_cost_no_switch, T_DETECT)
 {
+	SKIP_ON_KERNEL(
+	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
 	if (!detection_available())
 		return;
 	int fd[2];
@@ -326,6 +340,8 @@ static void undetected_calls(struct su_worker *w)
 
 TEST_T(worker_without_detection_gets_plain_libc, T_DETECT)
 {
+	SKIP_ON_KERNEL(
+	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
 	int fd[2];
 	CHECK(pipe(fd) == 0);
 	run_one(undetected_calls, fd, 1);
@@ -385,6 +401,8 @@ static void *signaller(void *arg)
 
 TEST_T(handler_call_during_a_taken_call, T_DETECT)
 {
+	SKIP_ON_KERNEL(
+	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
 	if (!detection_available())
 		return;
 	struct sig_ctx c;
@@ -499,11 +517,15 @@ static void check_semantics(bool fallback)
 
 TEST(plain_thread_gets_libc_semantics)
 {
+	SKIP_ON_KERNEL(
+	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
 	check_semantics(false);
 }
 
 TEST(system_call_fallbacks_match_libc)
 {
+	SKIP_ON_KERNEL(
+	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
 	check_semantics(true);
 }
 
@@ -516,6 +538,8 @@ static void semantics_payload(struct su_worker *w)
 
 TEST_T(detected_worker_gets_libc_semantics, T_DETECT)
 {
+	SKIP_ON_KERNEL(
+	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
 	struct su_group g;
 	memset(&g, 0, sizeof g);
 	struct su_worker *w = su_worker_alloc();
