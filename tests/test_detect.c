@@ -433,9 +433,8 @@ TEST_T(raw_sleeps_always_park, 60)
 	CHECK(atomic_load(&unsupervised) * 10 < count);
 	CHECK(atomic_load(&eintrs) * 100 <= count);
 	CHECK(atomic_load(&eintrs) <= (long)atomic_load(&umcg__det_counts.eintr));
-	printf("    signals %llu (during TAKING %llu), parks %llu, woke_early %llu\n",
+	printf("    signals %llu, parks %llu, woke_early %llu\n",
 	       (unsigned long long)umcg__det_counts.signals,
-	       (unsigned long long)umcg__det_counts.signals_early,
 	       (unsigned long long)umcg__det_counts.parks,
 	       (unsigned long long)umcg__det_counts.woke_early);
 	printf("    %ld sleeps, %llu taken, %ld seen BLOCKED before the park (longest "

@@ -270,8 +270,6 @@ void umcg__det_signal(struct umcg_ktask *k)
 		return;
 	}
 	atomic_fetch_add_explicit(&umcg__det_counts.signals, 1, memory_order_relaxed);
-	if (atomic_load_explicit(&k->det, memory_order_relaxed) == DET_TAKING)
-		atomic_fetch_add_explicit(&umcg__det_counts.signals_early, 1, memory_order_relaxed);
 	int d = settle(k);
 	if (d != DET_TAKEN_RAW)
 		return; /* late or repeated signal: nothing to do */

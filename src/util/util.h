@@ -39,7 +39,7 @@ extern __thread struct umcg__stats umcg__stats;
  */
 struct umcg__det_counts {
 	_Atomic uint64_t taken_sys, taken_raw, parks, woke_early, no_alarm, watcher_sleeps, eintr,
-	    lost, signals, signals_early;
+	    lost, signals;
 };
 extern struct umcg__det_counts umcg__det_counts;
 
