@@ -91,13 +91,9 @@ void umcg__wake_server(uint32_t server_tid, bool current_cpu)
 	wake_server_task(sk, current_cpu);
 }
 
-int umcg__block_point(struct umcg_ktask *k)
+/* RUNNING (not LOCKED) -> BLOCKED and wake the server; 0 if not RUNNING. */
+static int block_transition(struct umcg_task *t)
 {
-	struct umcg_task *t = atomic_load_explicit(&k->self, memory_order_relaxed);
-	if (!t || !k->worker || umcg__on_kernel()) /* the kernel's hooks do it: backend.c */
-		return 0;
-	if (atomic_fetch_add(&k->hook_depth, 1) != 0)
-		return 0; /* nested in a blocked section or a wake point: no-op */
 	uint32_t st = umcg__load_u32(&t->state);
 	if ((st & UMCG_TF_LOCKED) || (st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING)
 		return 0;
@@ -109,6 +105,33 @@ int umcg__block_point(struct umcg_ktask *k)
 	if (server)
 		umcg__wake_server(server, true);
 	return 1;
+}
+
+/*
+ * hook_depth counts open block/wake pairs; only the thread itself and its
+ * signal handlers touch it (a handler leaves it as it found it), so the
+ * atomics only keep a handler's view coherent with the code it
+ * interrupted.
+ */
+int umcg__block_point(struct umcg_ktask *k)
+{
+	struct umcg_task *t = atomic_load_explicit(&k->self, memory_order_relaxed);
+	if (!t || !k->worker || umcg__on_kernel()) /* the kernel's hooks do it: backend.c */
+		return 0;
+	if (atomic_fetch_add(&k->hook_depth, 1) != 0)
+		return 0; /* nested in a blocked section or a wake point: no-op */
+	return block_transition(t);
+}
+
+int umcg__block_point_unpaired(struct umcg_ktask *k)
+{
+	struct umcg_task *t = atomic_load_explicit(&k->self, memory_order_relaxed);
+	if (!t || !k->worker || umcg__on_kernel())
+		return 0;
+	if (atomic_fetch_add(&k->hook_depth, 1) == 0 && block_transition(t))
+		return 1;
+	atomic_fetch_sub(&k->hook_depth, 1); /* no pair opened: no wake point follows */
+	return 0;
 }
 
 /*

@@ -170,6 +170,16 @@ extern _Atomic int umcg__current_cpu_hint;
 /* ---- block and wake points (hooks.c) ----------------------------------- */
 /* T6: k (a worker) is about to block. 1 if it became BLOCKED. */
 int umcg__block_point(struct umcg_ktask *k);
+/*
+ * The same, for a caller that calls the wake point only when this returns 1
+ * (the runtime's preemption handler): a call that does nothing (nested, not
+ * RUNNING, LOCKED) leaves hook_depth as it was. umcg__block_point() leaves
+ * the pair open for its wake point; called alone, its leftover depth made
+ * every later block point of the thread a nested no-op until its next wake
+ * point - an endless worker signalled once in the window before it became
+ * RUNNING could then never be preempted.
+ */
+int umcg__block_point_unpaired(struct umcg_ktask *k);
 /* T7: k (a worker, the caller itself) returned from a sleep. 1 if it parked. */
 int umcg__wake_point(struct umcg_ktask *k);
 /* Wake the server named by tid as the kernel does (IDLE -> RUNNING + ttwu). */

@@ -92,7 +92,9 @@ void rt__preempt_seen(struct rt_thread *th)
 void rt__preempt_self(struct rt_thread *th)
 {
 	atomic_store(&th->preempted, 1);
-	if (umcg_backend() == UMCG_BACKEND_KERNEL ? kernel_block(th) : umcg_block_point()) {
+	struct umcg_ktask *k = umcg__current();
+	if (umcg_backend() == UMCG_BACKEND_KERNEL ? kernel_block(th)
+						  : k && umcg__block_point_unpaired(k)) {
 		umcg_wake_point(); /* back when a server runs us again (kernel: no-op) */
 		return;
 	}
@@ -133,6 +135,14 @@ void rt__run_started(struct rt_server *s, struct rt_thread *th)
 	atomic_fetch_add_explicit(&s->run_seq, 1, memory_order_relaxed);
 }
 
+static void send_signal(struct umcg_rt *rt, struct rt_server *s)
+{
+	atomic_store_explicit(&s->sig_ns, umcg_now_ns(), memory_order_relaxed);
+	struct rt_thread *th = atomic_load_explicit(&s->cur, memory_order_relaxed);
+	if (th && syscall(SYS_tgkill, getpid(), th->tid, rt->attr.preempt_signal) == 0)
+		atomic_fetch_add_explicit(&rt->preempt_signals, 1, memory_order_relaxed);
+}
+
 /* Claim run `seq` of s for one signal (timer or waking worker) and send it. */
 static void signal_run(struct umcg_rt *rt, struct rt_server *s, uint64_t seq)
 {
@@ -140,9 +150,7 @@ static void signal_run(struct umcg_rt *rt, struct rt_server *s, uint64_t seq)
 	if (old == seq || !atomic_compare_exchange_strong_explicit(
 			      &s->sig_seq, &old, seq, memory_order_relaxed, memory_order_relaxed))
 		return; /* signalled already */
-	struct rt_thread *th = atomic_load_explicit(&s->cur, memory_order_relaxed);
-	if (th && syscall(SYS_tgkill, getpid(), th->tid, rt->attr.preempt_signal) == 0)
-		atomic_fetch_add_explicit(&rt->preempt_signals, 1, memory_order_relaxed);
+	send_signal(rt, s);
 }
 
 /*
@@ -184,6 +192,20 @@ static void *timer_main(void *arg)
 	 * itself decides when a slice is used up, from ran_ns).
 	 */
 	uint64_t period = slice / 4 > 50000 ? slice / 4 : 50000;
+	/*
+	 * A run signalled once that still runs, still to be preempted, a
+	 * whole slice (at least 1 ms) later gets the signal again. Normally
+	 * the handler acts or gives the claim back at once; but a signal can
+	 * be lost: under ThreadSanitizer a signal that finds the thread
+	 * outside an intercepted call is only queued, and a second one to the
+	 * same thread before that queue is read merges into it (seen: tsan
+	 * test_rt_preempt urgent_worker_beside_fresh_endless_ones, 9 of 10
+	 * parallel runs hung on one endless worker whose run was claimed and
+	 * whose handler never ran). A resend costs at most one spurious
+	 * preemption; without it a lost signal kept an endless worker on its
+	 * server for good.
+	 */
+	uint64_t resend = slice > 1000000 ? slice : 1000000;
 	struct timespec ts = {(time_t)(period / 1000000000ull), (long)(period % 1000000000ull)};
 	while (!atomic_load(&rt->timer_stop)) {
 		clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
@@ -206,11 +228,13 @@ static void *timer_main(void *arg)
 			uint64_t seq = atomic_load_explicit(&s->run_seq, memory_order_relaxed);
 			uint64_t start = atomic_load_explicit(&s->run_start, memory_order_relaxed);
 			int prio = atomic_load_explicit(&s->cur_prio, memory_order_relaxed);
-			if (seq == atomic_load_explicit(&s->sig_seq, memory_order_relaxed) ||
-			    now < start)
+			if (now < start || !rt->pol->tick(rt->pd, i, prio, now - start, slice))
 				continue;
-			if (rt->pol->tick(rt->pd, i, prio, now - start, slice))
+			if (seq != atomic_load_explicit(&s->sig_seq, memory_order_relaxed))
 				signal_run(rt, s, seq);
+			else if (now - atomic_load_explicit(&s->sig_ns, memory_order_relaxed) >=
+				 resend)
+				send_signal(rt, s); /* resend: see above */
 		}
 	}
 	return NULL;

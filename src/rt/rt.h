@@ -30,7 +30,7 @@
 #include "umcg.h"
 #include "umcg_idle.h"
 
-#include "kern/kern.h" /* umcg__nopark_enter/leave only: see rt__spin_lock */
+#include "kern/kern.h" /* umcg__nopark_enter/leave (rt__spin_lock), umcg__block_point_unpaired (preempt.c) */
 #include "umcg_lists.h"
 #include "umcg_rt.h"
 
@@ -104,6 +104,7 @@ struct rt_server {
 	_Atomic uint64_t run_start, run_seq;
 	_Atomic int cur_prio;
 	_Atomic uint64_t sig_seq; /* the run signalled last (CAS: timer, waking workers) */
+	_Atomic uint64_t sig_ns;  /* when it was signalled (the timer's resend, preempt.c) */
 	_Atomic int exited;
 	struct rt_trace *trace; /* NULL: tracing off */
 	/* counters: relaxed atomics, written by the server and its workers */
@@ -213,7 +214,8 @@ static inline void rt__relax(void)
  * queue contents are handed from holder to holder.
  *
  * The section is also a libumcg no-park section (the one internal hook of
- * libumcg's core the runtime uses, kern/kern.h): a holder that sleeps
+ * libumcg's core the runtime uses besides the preemption handler's block
+ * point, kern/kern.h): a holder that sleeps
  * anyway (a page fault, a sanitizer's internal lock) or gets a late
  * detection signal must not be parked with the lock held - its waiters
  * spin on their servers, and the parked holder, queued, would never get
