@@ -444,6 +444,48 @@ TEST_T(raw_sleeps_always_park, 60)
 	       (unsigned long long)atomic_load(&window_max_cpu_ns) / 1000, atomic_load(&eintrs));
 }
 
+/*
+ * A worker that says it blocks (umcg_block_point) is BLOCKED and its
+ * server runs; its sleep up to umcg_wake_point() is not the watcher's: no
+ * take-over is tried (before, each such sleep was looked at, the alarm
+ * armed and the take given up only on finding the worker BLOCKED, and a
+ * worker that woke meanwhile waited for its SCHED_IDLE watcher).
+ */
+static void explicit_sleep_loop(struct su_worker *w)
+{
+	for (long i = 0; i < w->count; i++) {
+		CHECK_EQ(umcg_block_point(), 1);
+		struct timespec ts = {0, 300000};
+		CHECK_EQ(syscall(SYS_nanosleep, &ts, NULL),
+			 0); /* raw: only detection could see it */
+		umcg_wake_point();
+		if (!check_running_locked(w))
+			th_fail(__FILE__, __LINE__, "iteration %ld: state %#x after the wake point",
+				i, umcg_state_load(&w->task));
+	}
+}
+
+TEST_T(explicit_block_point_keeps_detection_away, T_DETECT)
+{
+	SKIP_ON_KERNEL("counts take-overs of the user-space detection");
+	if (!detection_available())
+		return;
+	struct su_group g;
+	long count = th_scaled(500, 50);
+	uint64_t taken0 =
+	    atomic_load(&umcg__det_counts.taken_raw) + atomic_load(&umcg__det_counts.taken_sys);
+	uint64_t tried0 =
+	    atomic_load(&umcg__det_counts.not_running) + atomic_load(&umcg__det_counts.woke_early);
+	run_one(&g, explicit_sleep_loop, NULL, count);
+	CHECK_EQ(atomic_load(&umcg__det_counts.taken_raw) +
+		     atomic_load(&umcg__det_counts.taken_sys),
+		 taken0);
+	CHECK_EQ(atomic_load(&umcg__det_counts.not_running) +
+		     atomic_load(&umcg__det_counts.woke_early),
+		 tried0);
+	CHECK_EQ(atomic_load(&g.finished), 1);
+}
+
 /* ---- lazy wrappers ----------------------------------------------------------------- */
 
 static void read_with_data(struct su_worker *w)

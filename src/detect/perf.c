@@ -429,7 +429,7 @@ __attribute__((destructor)) static void det_report(void)
 	fprintf(stderr,
 		"libumcg detection: taken_sys %llu taken_raw %llu parks %llu woke_early %llu "
 		"no_alarm %llu "
-		"watcher_sleeps %llu eintr %llu signals %llu\n",
+		"watcher_sleeps %llu eintr %llu signals %llu not_running %llu\n",
 		(unsigned long long)umcg__det_counts.taken_sys,
 		(unsigned long long)umcg__det_counts.taken_raw,
 		(unsigned long long)umcg__det_counts.parks,
@@ -437,5 +437,6 @@ __attribute__((destructor)) static void det_report(void)
 		(unsigned long long)umcg__det_counts.no_alarm,
 		(unsigned long long)umcg__det_counts.watcher_sleeps,
 		(unsigned long long)umcg__det_counts.eintr,
-		(unsigned long long)umcg__det_counts.signals);
+		(unsigned long long)umcg__det_counts.signals,
+		(unsigned long long)umcg__det_counts.not_running);
 }

@@ -115,7 +115,7 @@ bool umcg__det_check(struct umcg_ktask *server, struct umcg_ktask *w)
 	if (!t || !make_blocked(t)) {
 		if (raw)
 			umcg__det_alarm_disarm(w);
-		return give_up(w, d, NULL);
+		return give_up(w, d, &umcg__det_counts.not_running);
 	}
 	/*
 	 * The server to wake is read while the worker is still TAKING: once

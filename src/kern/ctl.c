@@ -90,6 +90,7 @@ static struct umcg_ktask *publish(struct umcg_task *self, bool worker)
 	atomic_store_explicit(&k->sleeping, 0, memory_order_relaxed);
 	atomic_store_explicit(&k->hook_depth, 0, memory_order_relaxed);
 	atomic_store_explicit(&k->det, DET_OFF, memory_order_relaxed);
+	k->det_explicit = 0;
 	atomic_store_explicit(&k->supervise, NULL, memory_order_relaxed);
 	atomic_store_explicit(&k->park_pending, false, memory_order_relaxed);
 	atomic_store_explicit(&k->watch_moved, true, memory_order_relaxed);

@@ -97,6 +97,12 @@ struct umcg_ktask {
 	_Atomic int det_lock;
 	int det_last;
 	int nopark;
+	/*
+	 * An explicit umcg_block_point() made us BLOCKED: det is LIB until the
+	 * wake point that ends the pair, which stores this value back (wait.c).
+	 * 0: none. Owner and its handlers only.
+	 */
+	int det_explicit;
 	bool klocked; /* kernel backend: LOCKED set by umcg__nopark_enter (owner only) */
 	_Atomic bool park_pending;
 	/*

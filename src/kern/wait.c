@@ -217,10 +217,36 @@ UMCG_EXPORT int umcg_wait(uint32_t flags, uint64_t abs_timeout)
 	return 0;
 }
 
+/*
+ * The public points on a detected worker. A worker that said it blocks is
+ * BLOCKED and its server runs; the sleep that follows is its own business
+ * until its wake point, so detection must not race for it: the block
+ * point enters a libumcg section (det LIB, which the watcher leaves alone
+ * and in which interposed calls are plain) and keeps it until the wake
+ * point that closes the pair. Before, the watcher and the server saw that
+ * sleep as a raw one: they took det, armed the switch-in alarm and gave up
+ * only on finding the worker BLOCKED (test_detect
+ * explicit_block_point_keeps_detection_away: 726 such attempts for 500
+ * sleeps), and a worker that woke meanwhile waited in settle() for its
+ * watcher, which is SCHED_IDLE and starves beside busy threads.
+ * det_explicit is touched by the thread and its handlers only; a nested
+ * pair (a handler's) finds det LIB and changes nothing, and only the wake
+ * point that brings hook_depth back to 0 ends the section.
+ */
 UMCG_EXPORT int umcg_block_point(void)
 {
 	struct umcg_ktask *k = umcg__current();
-	return k ? umcg__block_point(k) : 0;
+	if (!k)
+		return 0;
+	int e = errno;
+	int det = umcg__det_lib_enter(k); /* parks first if a take-over raced us */
+	int r = umcg__block_point(k);
+	if (r && det != DET_OFF && det != DET_LIB)
+		k->det_explicit = det; /* LIB until the wake point */
+	else
+		umcg__det_lib_leave(k, det);
+	errno = e;
+	return r;
 }
 
 UMCG_EXPORT int umcg_wake_point(void)
@@ -232,6 +258,11 @@ UMCG_EXPORT int umcg_wake_point(void)
 	int det = umcg__det_lib_enter(k);
 	int r = umcg__wake_point(k);
 	umcg__det_lib_leave(k, det);
+	int prev = k->det_explicit;
+	if (prev && atomic_load(&k->hook_depth) == 0) {
+		k->det_explicit = 0;
+		umcg__det_lib_leave(k, prev); /* det back to what the block point found */
+	}
 	errno = e;
 	return r;
 }
