@@ -93,7 +93,7 @@ $(O)/bench/%: bench/peers/rt/%.c $(O)/libumcg.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< $(O)/libumcg.a $(ALL_LDFLAGS) -o $@
 
-$(O)/examples/%: examples/%.c $(O)/libumcg.a $(HDRS)
+$(O)/examples/%: examples/%.c examples/*.h $(O)/libumcg.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< $(O)/libumcg.a $(ALL_LDFLAGS) -o $@
 
