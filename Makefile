@@ -39,7 +39,8 @@ HDRS := $(wildcard include/*.h) $(wildcard src/*/*.h)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(O)/tests/%)
 TEST_LIB := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
-BENCH_SRC := $(sort $(filter-out bench/bench_common.c,$(wildcard bench/*.c)))
+BENCH_LIB := bench/bench_common.c bench/bench_cycle.c
+BENCH_SRC := $(sort $(filter-out $(BENCH_LIB),$(wildcard bench/*.c)))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
 PEER_SRC := $(sort $(wildcard bench/peers/*.c))
 PEER_BIN := $(PEER_SRC:bench/peers/%.c=$(O)/bench/%)
@@ -79,9 +80,9 @@ $(O)/tests/%: tests/%.c $(TEST_LIB) tests/*.h $(O)/libumcg.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests $< $(TEST_LIB) $(O)/libumcg.a $(ALL_LDFLAGS) -o $@
 
-$(O)/bench/%: bench/%.c bench/bench_common.c bench/*.h $(O)/libumcg.a $(HDRS)
+$(O)/bench/%: bench/%.c $(BENCH_LIB) bench/*.h $(O)/libumcg.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Ibench $< bench/bench_common.c $(O)/libumcg.a $(ALL_LDFLAGS) -lm -o $@
+	$(CC) $(ALL_CFLAGS) -Ibench $< $(BENCH_LIB) $(O)/libumcg.a $(ALL_LDFLAGS) -lm -o $@
 
 # peers of the benchmarks: plain C, no libumcg
 $(O)/bench/%: bench/peers/%.c
@@ -93,7 +94,7 @@ $(O)/bench/%: bench/peers/rt/%.c $(O)/libumcg.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< $(O)/libumcg.a $(ALL_LDFLAGS) -o $@
 
-$(O)/examples/%: examples/%.c $(O)/libumcg.a $(HDRS)
+$(O)/examples/%: examples/%.c examples/*.h $(O)/libumcg.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< $(O)/libumcg.a $(ALL_LDFLAGS) -o $@
 

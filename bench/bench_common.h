@@ -3,8 +3,10 @@
  * bench_common.h - helpers shared by the bench_* binaries: options,
  * timing, percentiles, CPU pinning, result printing, a raw futex
  * semaphore for the baselines, the UMCG server-side steps (idle protocol,
- * run a worker, drain the idle-workers list) and the block/wake cycle
- * driver shared by bench_block and bench_idle.
+ * run a worker, drain the idle-workers list), the side-by-side driver
+ * (futex baseline, then UMCG per hint) of bench_block, bench_idle and
+ * bench_switch, and the block/wake cycle driver of bench_block and
+ * bench_idle (bench_cycle.c).
  *
  * Every benchmark measures each case with threads created for that case:
  * each thread pins itself (pthread_setaffinity_np) BEFORE it registers,
@@ -155,6 +157,45 @@ bool bench_sem_wait(_Atomic uint32_t *w);
 void bench_thread_start(void *(*fn)(void *), void *arg, void **handle);
 void bench_thread_join(void *handle);
 
+/*
+ * One case's two threads: start fn0 (thread 0) and fn1 (thread 1), join
+ * both, all under the watchdog (BENCH_CASE_TIMEOUT_S).
+ */
+void bench_run_threads(void *(*fn0)(void *), void *(*fn1)(void *));
+
+/* ---- side by side: futex baseline, then UMCG per hint ------------------ */
+
+enum { BENCH_MAX_METRICS = 3 };
+
+/* One case's results. */
+struct bench_result {
+	struct bench_stats s[BENCH_MAX_METRICS]; /* per metric */
+	double samecpu;				 /* % of samples with both threads on one CPU */
+	size_t notslept; /* cycles left out because the server did not sleep */
+};
+
+struct bench_cycle;
+
+struct bench_ab {
+	const char *bench;			/* the rows' bench= ("block") */
+	const char *metrics[BENCH_MAX_METRICS]; /* "blk": rows futex_blk and umcg_blk */
+	int nmetrics;
+	unsigned notslept; /* bit m: metric m's rows also say notslept= */
+	/* Measure one case: the futex baseline (umcg false) or UMCG, threads pinned per pin. */
+	void (*measure)(const struct bench_opts *o, const struct bench_ab *ab, enum bench_pin pin,
+			bool umcg, struct bench_result *r);
+	/* With measure = bench_cycle_measure: metric m of cycle c (see there). */
+	uint64_t (*sample)(const struct bench_cycle *c, int m);
+};
+
+/*
+ * For each pin mode selected by -p that can be measured here: the futex
+ * baseline, then UMCG with each hint selected by -H
+ * (umcg_tune(UMCG_TUNE_CURRENT_CPU_HINT)), reported row by row
+ * (bench_report) with the ratios to that baseline, measured just before.
+ */
+void bench_ab_run(const struct bench_opts *o, const struct bench_ab *ab);
+
 /* ---- UMCG server-side steps ------------------------------------------- */
 
 /*
@@ -203,7 +244,7 @@ void bench_worker_finish(struct umcg_task *w, struct umcg_task *server);
 /* Register the calling thread as a worker of (iwl, isl); returns when run. */
 void bench_worker_register(struct umcg_task *w, uint64_t *iwl, uint64_t *isl);
 
-/* ---- block/wake cycle (bench_block, bench_idle) ------------------------ */
+/* ---- block/wake cycle (bench_block, bench_idle; bench_cycle.c) --------- */
 
 /*
  * One iteration of a block/wake cycle between a server (thread 0) and one
@@ -231,6 +272,20 @@ struct bench_cycle {
 
 /* Share (0..100) of cycles c[from..to) with cpu_wrk == cpu_srv. */
 double bench_cycle_samecpu(const struct bench_cycle *c, size_t from, size_t to);
+
+/* What bench_cycle_measure()'s sample function returns for a cycle that does not count. */
+#define BENCH_NO_SAMPLE UINT64_MAX
+
+/*
+ * A bench_ab's measure: one case of o->warmup + o->iters cycles
+ * (bench_cycle_run), the warm-up ones left out. Metric m of cycle c is
+ * ab->sample(c, m), or BENCH_NO_SAMPLE where c does not count for m (the
+ * server did not sleep); r->notslept: the most cycles any metric left out.
+ * The cycles and samples live in arrays allocated on the first call and
+ * kept (every case writes the same pages).
+ */
+void bench_cycle_measure(const struct bench_opts *o, const struct bench_ab *ab, enum bench_pin pin,
+			 bool umcg, struct bench_result *r);
 
 /*
  * Run n cycles (threads pinned per pin, created and joined here) into c.

@@ -46,6 +46,20 @@ static struct ctx {
 
 /* ---- UMCG --------------------------------------------------------------- */
 
+/*
+ * Thread 0, after round trip i (sent at t0, back at t3): the samples, from
+ * the worker's (thread 1's) stamps t1 (running) and t2 (switching back).
+ */
+static void record(size_t i, uint64_t t0, uint64_t t3)
+{
+	int cpu = sched_getcpu();
+	C.s2w[i] = atomic_load_explicit(&C.t1, memory_order_relaxed) - t0;
+	C.w2s[i] = t3 - atomic_load_explicit(&C.t2, memory_order_relaxed);
+	C.rtt[i] = t3 - t0;
+	if (cpu == atomic_load_explicit(&C.wcpu, memory_order_relaxed))
+		C.samecpu++;
+}
+
 static void *umcg_server(void *arg)
 {
 	bench_pin_self(bench_pin_cpu(C.pin, 0));
@@ -59,12 +73,7 @@ static void *umcg_server(void *arg)
 		uint64_t t3 = bench_now();
 		if (st != UMCG_TASK_IDLE)
 			bench_die("switch: worker state %#x after its yield", st);
-		int cpu = sched_getcpu();
-		C.s2w[i] = atomic_load_explicit(&C.t1, memory_order_relaxed) - t0;
-		C.w2s[i] = t3 - atomic_load_explicit(&C.t2, memory_order_relaxed);
-		C.rtt[i] = t3 - t0;
-		if (cpu == atomic_load_explicit(&C.wcpu, memory_order_relaxed))
-			C.samecpu++;
+		record(i, t0, t3);
 	}
 	atomic_store(&C.stop, 1);
 	uint32_t st = bench_server_run(&C.srv, &C.wtask, wtid);
@@ -108,12 +117,7 @@ static void *futex_a(void *arg)
 		bench_sem_post(&C.sem_b);
 		bench_sem_wait(&C.sem_a);
 		uint64_t t3 = bench_now();
-		int cpu = sched_getcpu();
-		C.s2w[i] = atomic_load_explicit(&C.t1, memory_order_relaxed) - t0;
-		C.w2s[i] = t3 - atomic_load_explicit(&C.t2, memory_order_relaxed);
-		C.rtt[i] = t3 - t0;
-		if (cpu == atomic_load_explicit(&C.wcpu, memory_order_relaxed))
-			C.samecpu++;
+		record(i, t0, t3);
 	}
 	return NULL;
 }
@@ -181,12 +185,10 @@ static void measure_repin(const struct bench_opts *o)
 
 /* ---- driver ------------------------------------------------------------- */
 
-struct result {
-	struct bench_stats rtt, s2w, w2s;
-	double samecpu;
-};
+enum metric { M_RTT, M_S2W, M_W2S };
 
-static void run_case(const struct bench_opts *o, enum bench_pin pin, bool umcg, struct result *r)
+static void run_case(const struct bench_opts *o, const struct bench_ab *ab, enum bench_pin pin,
+		     bool umcg, struct bench_result *r)
 {
 	uint64_t *s2w = C.s2w, *w2s = C.w2s, *rtt = C.rtt;
 	size_t total = C.total;
@@ -196,38 +198,16 @@ static void run_case(const struct bench_opts *o, enum bench_pin pin, bool umcg, 
 	C.rtt = rtt;
 	C.total = total;
 	C.pin = pin;
-	void *h0, *h1;
-	bench_watchdog(BENCH_CASE_TIMEOUT_S);
-	bench_thread_start(umcg ? umcg_server : futex_a, NULL, &h0);
-	bench_thread_start(umcg ? umcg_worker : futex_b, NULL, &h1);
-	bench_thread_join(h0);
-	bench_thread_join(h1);
-	bench_watchdog(0);
+	bench_run_threads(umcg ? umcg_server : futex_a, umcg ? umcg_worker : futex_b);
 	if (C.srv.timeouts)
 		bench_die("server idle wait timed out %ld times (lost wake-up?)", C.srv.timeouts);
 	size_t w = (size_t)o->warmup, n = (size_t)o->iters;
 	long same = C.samecpu;
-	bench_stats_compute(C.rtt + w, n, &r->rtt);
-	bench_stats_compute(C.s2w + w, n, &r->s2w);
-	bench_stats_compute(C.w2s + w, n, &r->w2s);
+	bench_stats_compute(C.rtt + w, n, &r->s[M_RTT]);
+	bench_stats_compute(C.s2w + w, n, &r->s[M_S2W]);
+	bench_stats_compute(C.w2s + w, n, &r->s[M_W2S]);
 	r->samecpu = 100.0 * (double)same / (double)total;
-}
-
-static void report(const struct bench_opts *o, enum bench_pin pin, int hint, const struct result *r,
-		   const struct result *base)
-{
-	char extra[64];
-	char c0[16], c1[16];
-	snprintf(extra, sizeof extra, "samecpu=%.0f%% cpus=%s,%s", r->samecpu,
-		 bench_cpu_str(pin, 0, c0, sizeof c0), bench_cpu_str(pin, 1, c1, sizeof c1));
-	const char *b = hint < 0 ? "futex" : "umcg";
-	char m[32];
-	snprintf(m, sizeof m, "%s_rtt", b);
-	bench_report(o, "switch", m, pin, hint, &r->rtt, base ? &base->rtt : NULL, extra);
-	snprintf(m, sizeof m, "%s_s2w", b);
-	bench_report(o, "switch", m, pin, hint, &r->s2w, base ? &base->s2w : NULL, extra);
-	snprintf(m, sizeof m, "%s_w2s", b);
-	bench_report(o, "switch", m, pin, hint, &r->w2s, base ? &base->w2s : NULL, extra);
+	r->notslept = 0;
 }
 
 int main(int argc, char **argv)
@@ -246,27 +226,13 @@ int main(int argc, char **argv)
 			   "rtt = round trip, s2w/w2s = one-way switches; x_ = ratio vs futex "
 			   "baseline of the same pinning, measured just before");
 	bench_print_table_header();
-	for (int p = 0; p < BENCH_PIN_MODES; p++) {
-		enum bench_pin pin = (enum bench_pin)p;
-		if (!(o.pins & (1u << p)))
-			continue;
-		if (!bench_pin_available(pin)) {
-			printf("# pin=%s skipped: fewer than two allowed CPUs\n",
-			       bench_pin_name(pin));
-			continue;
-		}
-		struct result base, r;
-		run_case(&o, pin, false, &base);
-		report(&o, pin, -1, &base, NULL);
-		for (int hint = 0; hint < 2; hint++) {
-			if (!(o.hints & (1u << hint)))
-				continue;
-			if (umcg_tune(UMCG_TUNE_CURRENT_CPU_HINT, hint))
-				bench_die("umcg_tune: %s", strerror(errno));
-			run_case(&o, pin, true, &r);
-			report(&o, pin, hint, &r, &base);
-		}
-	}
+	static const struct bench_ab ab = {
+	    .bench = "switch",
+	    .metrics = {"rtt", "s2w", "w2s"},
+	    .nmetrics = 3,
+	    .measure = run_case,
+	};
+	bench_ab_run(&o, &ab);
 	measure_repin(&o);
 	return 0;
 }

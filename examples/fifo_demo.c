@@ -52,6 +52,9 @@
 #include "umcg_rt.h"
 #include "umcg_wrap.h"
 
+#define DEMO_NAME "fifo_demo"
+#include "demo_util.h"
+
 /* ---- configuration ------------------------------------------------------- */
 
 static int nr_servers;	       /* -s */
@@ -85,19 +88,6 @@ struct worker {
 
 static struct worker *workers;
 static _Atomic int nr_finished;
-static _Atomic int nr_failures;
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("fifo_demo: FAILED: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	atomic_fetch_add(&nr_failures, 1);
-}
 
 static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void fatal(const char *fmt, ...)
@@ -112,16 +102,6 @@ static void fatal(const char *fmt, ...)
 }
 
 /* ---- the worker -------------------------------------------------------------- */
-
-static void compute(uint64_t ns)
-{
-	static _Thread_local volatile uint64_t sink;
-	uint64_t end = umcg_now_ns() + ns;
-	do {
-		for (int i = 0; i < 64; i++)
-			sink = sink * 6364136223846793005ull + 1442695040888963407ull;
-	} while (umcg_now_ns() < end);
-}
 
 /*
  * After a wrapper returned, a worker runs again: its ABI struct is
@@ -143,8 +123,8 @@ static void check_running(struct worker *w, const char *what)
 	uint32_t server_tid = t ? __atomic_load_n(&t->server_tid, __ATOMIC_RELAXED) : 0;
 	if ((st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING || !server_tid ||
 	    umcg_rt_server_index() < 0) {
-		fail("worker %d after %s: state %#x server_tid %u server %d", w->idx, what, st,
-		     server_tid, umcg_rt_server_index());
+		demo_fail("worker %d after %s: state %#x server_tid %u server %d", w->idx, what, st,
+			  server_tid, umcg_rt_server_index());
 		w->errors++;
 	}
 }
@@ -181,14 +161,14 @@ static void blocking_step(struct worker *w)
 	int *p = pipes[w->idx % NR_PIPES];
 	bool wrap = use_wrappers || !w->detected;
 	if (wrap ? umcg_usleep((unsigned int)sleep_us) : plain_sleep(w, sleep_us))
-		fail("worker %d: usleep: %s", w->idx, strerror(errno));
+		demo_fail("worker %d: usleep: %s", w->idx, strerror(errno));
 	check_running(w, "usleep");
 	char c = (char)w->idx;
 	if ((wrap ? umcg_write(p[1], &c, 1) : write(p[1], &c, 1)) != 1)
-		fail("worker %d: write: %s", w->idx, strerror(errno));
+		demo_fail("worker %d: write: %s", w->idx, strerror(errno));
 	check_running(w, "write");
 	if ((wrap ? umcg_read(p[0], &c, 1) : read(p[0], &c, 1)) != 1)
-		fail("worker %d: read: %s", w->idx, strerror(errno));
+		demo_fail("worker %d: read: %s", w->idx, strerror(errno));
 	check_running(w, "read");
 }
 
@@ -198,7 +178,7 @@ static void *worker_main(void *arg)
 	check_running(w, "start");
 	w->detected = umcg_detect_thread(-1) == 1;
 	for (long i = 0; i < nr_ops; i++) {
-		compute((uint64_t)compute_us * 1000);
+		demo_compute((uint64_t)compute_us * 1000);
 		blocking_step(w);
 		atomic_store_explicit(&w->ops, i + 1, memory_order_relaxed);
 	}
@@ -334,7 +314,7 @@ static long check_totals(const struct umcg_rt_stats *st)
 		struct worker *w = &workers[i];
 		long o = atomic_load(&w->ops);
 		if (o != nr_ops)
-			fail("worker %d did %ld ops, not %ld", i, o, nr_ops);
+			demo_fail("worker %d did %ld ops, not %ld", i, o, nr_ops);
 		ops += o;
 		detected += w->detected;
 		interrupted += w->interrupted;
@@ -343,10 +323,10 @@ static long check_totals(const struct umcg_rt_stats *st)
 	}
 	long M = nr_workers, K = nr_ops;
 	if (ops != M * K)
-		fail("total ops %ld, expected %ld", ops, M * K);
+		demo_fail("total ops %ld, expected %ld", ops, M * K);
 	if (finished != M || (long)st->exits != M)
-		fail("finished workers %d (runtime: %llu exits), expected %ld", finished,
-		     (unsigned long long)st->exits, M);
+		demo_fail("finished workers %d (runtime: %llu exits), expected %ld", finished,
+			  (unsigned long long)st->exits, M);
 	/*
 	 * Without detection every wrapper call is one block (T6) and one trip
 	 * through the list (T7). With it, only calls that really slept are
@@ -354,36 +334,36 @@ static long check_totals(const struct umcg_rt_stats *st)
 	 */
 	long blocks = (long)st->blocks;
 	if (detected != 0 && detected != M)
-		fail("%d of %ld workers detected: expected all or none", detected, M);
+		demo_fail("%d of %ld workers detected: expected all or none", detected, M);
 	if (!detected && blocks != 3 * M * K)
-		fail("blocks %ld, expected %ld (explicit block points)", blocks, 3 * M * K);
+		demo_fail("blocks %ld, expected %ld (explicit block points)", blocks, 3 * M * K);
 	if (detected && (blocks < 1 || blocks > 3 * M * K))
-		fail("blocks %ld, expected 1..%ld", blocks, 3 * M * K);
+		demo_fail("blocks %ld, expected 1..%ld", blocks, 3 * M * K);
 	if (interrupted)
 		printf("  interrupted sleeps  %ld (EINTR from a late detection signal, resumed)\n",
 		       interrupted);
 	/* Each worker entered the list once at registration, then once per block. */
 	long taken = (long)(st->wakes + st->threads);
 	if (taken != blocks + M || (long)st->threads != M)
-		fail("workers taken from the idle list %ld, expected blocks + M = %ld", taken,
-		     blocks + M);
+		demo_fail("workers taken from the idle list %ld, expected blocks + M = %ld", taken,
+			  blocks + M);
 	/* Each run ends with a block or with the worker's exit (no pool: -> ends). */
 	if ((long)st->runs != blocks + M)
-		fail("switches %llu, expected blocks + M = %ld", (unsigned long long)st->runs,
-		     blocks + M);
+		demo_fail("switches %llu, expected blocks + M = %ld", (unsigned long long)st->runs,
+			  blocks + M);
 	if (st->yields || st->parks || st->switches)
-		fail("%llu yields, %llu parks, %llu switches: the workload does none",
-		     (unsigned long long)st->yields, (unsigned long long)st->parks,
-		     (unsigned long long)st->switches);
+		demo_fail("%llu yields, %llu parks, %llu switches: the workload does none",
+			  (unsigned long long)st->yields, (unsigned long long)st->parks,
+			  (unsigned long long)st->switches);
 	/* On the stack and the tid word, a kick took one announced server. */
 	if (idle_design != UMCG_IDLE_EVENTFD && st->kicks > st->idle_waits)
-		fail("%llu servers woken by the runtime, but only %llu idle waits",
-		     (unsigned long long)st->kicks, (unsigned long long)st->idle_waits);
+		demo_fail("%llu servers woken by the runtime, but only %llu idle waits",
+			  (unsigned long long)st->kicks, (unsigned long long)st->idle_waits);
 	if (!idle_timeout_ms && st->idle_timeouts)
-		fail("%llu idle waits timed out without a timeout",
-		     (unsigned long long)st->idle_timeouts);
+		demo_fail("%llu idle waits timed out without a timeout",
+			  (unsigned long long)st->idle_timeouts);
 	if (errors)
-		fail("%ld protocol errors (see above)", errors);
+		demo_fail("%ld protocol errors (see above)", errors);
 	return ops;
 }
 
@@ -510,7 +490,7 @@ int main(int argc, char **argv)
 
 	if (trace_path) {
 		if (umcg_rt_trace_export(rt, trace_path))
-			fail("umcg_rt_trace_export(%s): %s", trace_path, strerror(errno));
+			demo_fail("umcg_rt_trace_export(%s): %s", trace_path, strerror(errno));
 		else
 			printf("  trace               %s (chrome://tracing, ui.perfetto.dev)\n",
 			       trace_path);
@@ -521,10 +501,8 @@ int main(int argc, char **argv)
 		close(pipes[i][1]);
 	}
 	free(workers);
-	if (atomic_load(&nr_failures)) {
-		printf("fifo_demo: FAILED (%d failed checks)\n", atomic_load(&nr_failures));
+	if (demo_failed())
 		return 1;
-	}
 	printf("fifo_demo: OK, every worker completed all %ld operations\n", K);
 	return 0;
 }

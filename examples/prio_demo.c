@@ -34,6 +34,10 @@
 #include "umcg.h"
 #include "umcg_rt.h"
 
+#define DEMO_NAME  "prio_demo"
+#define DEMO_USAGE "[-s servers] [-b batch] [-n rounds] [-q slice_us] [-x trace.json]"
+#include "demo_util.h"
+
 static int nr_servers = 2, nr_batch = -1, nr_rounds = 200;
 static long slice_us = 1000;
 static const char *trace_path;
@@ -43,24 +47,6 @@ static _Atomic uint64_t batch_loops[MAX_BATCH]; /* compute loops per batch worke
 static _Atomic int batch_ended;
 static _Atomic int rounds_done;
 static uint64_t *lat; /* ns, one per round */
-static int failures;
-
-#define FAIL(...)                                                                                  \
-	do {                                                                                       \
-		fprintf(stderr, "prio_demo: FAILED: " __VA_ARGS__);                                \
-		fputc('\n', stderr);                                                               \
-		failures++;                                                                        \
-	} while (0)
-
-static void compute(uint64_t ns)
-{
-	static _Thread_local volatile uint64_t sink;
-	uint64_t end = umcg_now_ns() + ns;
-	do {
-		for (int i = 0; i < 64; i++)
-			sink = sink * 6364136223846793005ull + 1442695040888963407ull;
-	} while (umcg_now_ns() < end);
-}
 
 /* CPU-bound for ever: only preemption takes the server away, only the shutdown ends it. */
 static void *batch(void *arg)
@@ -68,7 +54,7 @@ static void *batch(void *arg)
 	_Atomic uint64_t *loops = arg;
 	struct umcg_rt *rt = umcg_rt_current();
 	while (!umcg_rt_stopping(rt)) {
-		compute(20000);
+		demo_compute(20000);
 		atomic_fetch_add_explicit(loops, 1, memory_order_relaxed);
 	}
 	atomic_fetch_add(&batch_ended, 1);
@@ -81,7 +67,7 @@ static void *interactive(void *arg)
 	for (int i = 0; i < nr_rounds; i++) {
 		uint64_t due = umcg_now_ns() + 1000000;
 		umcg_rt_sleep_ns(1000000); /* blocks: its server runs a batch worker */
-		compute(10000);
+		demo_compute(10000);
 		uint64_t done = umcg_now_ns();
 		lat[i] = done > due ? done - due : 0; /* timer expiry -> work done */
 		atomic_fetch_add_explicit(&rounds_done, 1, memory_order_relaxed);
@@ -95,44 +81,32 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int num(const char *s, int min, int max)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-	if (end == s || *end || v < min || v > max) {
-		fprintf(stderr, "usage: prio_demo [-s servers] [-b batch] [-n rounds] "
-				"[-q slice_us] [-x trace.json]\n");
-		exit(2);
-	}
-	return (int)v;
-}
-
 int main(int argc, char **argv)
 {
 	int opt;
 	while ((opt = getopt(argc, argv, "s:b:n:q:x:")) != -1) {
 		switch (opt) {
 		case 's':
-			nr_servers = num(optarg, 1, 64);
+			nr_servers = demo_num(optarg, 1, 64);
 			break;
 		case 'b':
-			nr_batch = num(optarg, 0, MAX_BATCH);
+			nr_batch = demo_num(optarg, 0, MAX_BATCH);
 			break;
 		case 'n':
-			nr_rounds = num(optarg, 1, 1000000);
+			nr_rounds = demo_num(optarg, 1, 1000000);
 			break;
 		case 'q':
-			slice_us = num(optarg, 50, 1000000);
+			slice_us = demo_num(optarg, 50, 1000000);
 			break;
 		case 'x':
 			trace_path = optarg;
 			break;
 		default:
-			num("", 1, 0);
+			demo_usage();
 		}
 	}
 	if (optind != argc)
-		num("", 1, 0);
+		demo_usage();
 	if (nr_batch < 0)
 		nr_batch = nr_servers + 1 <= MAX_BATCH ? nr_servers + 1 : MAX_BATCH;
 	lat = calloc((size_t)nr_rounds, sizeof *lat);
@@ -154,22 +128,16 @@ int main(int argc, char **argv)
 	    "           (priority 7: %d x {sleep 1 ms, compute 10 us}), slice %ld us, policy %s\n",
 	    nr_servers, nr_batch, nr_rounds, slice_us, attr.policy->name);
 	struct umcg_rt *rt = umcg_rt_create(&attr);
-	if (!rt) {
-		fprintf(stderr, "prio_demo: umcg_rt_create: %s\n", strerror(errno));
-		return 1;
-	}
+	if (!rt)
+		demo_die("umcg_rt_create");
 	struct umcg_rt_spawn_attr lo = {.flags = UMCG_RT_SPAWN_DETACHED, .priority = 0};
 	struct umcg_rt_spawn_attr hi = {.flags = 0, .priority = 7};
 	for (int i = 0; i < nr_batch; i++)
-		if (!umcg_rt_spawn(rt, batch, &batch_loops[i], &lo)) {
-			fprintf(stderr, "prio_demo: umcg_rt_spawn: %s\n", strerror(errno));
-			return 1;
-		}
+		if (!umcg_rt_spawn(rt, batch, &batch_loops[i], &lo))
+			demo_die("umcg_rt_spawn");
 	struct umcg_rt_worker *iw = umcg_rt_spawn(rt, interactive, NULL, &hi);
-	if (!iw) {
-		fprintf(stderr, "prio_demo: umcg_rt_spawn: %s\n", strerror(errno));
-		return 1;
-	}
+	if (!iw)
+		demo_die("umcg_rt_spawn");
 	/* a watchdog: without preemption the interactive worker would never run */
 	int last = -1;
 	uint64_t last_change = umcg_now_ns();
@@ -196,12 +164,10 @@ int main(int argc, char **argv)
 		}
 	}
 	if (umcg_rt_join(iw, NULL))
-		FAIL("umcg_rt_join: %s", strerror(errno));
+		demo_fail("umcg_rt_join: %s", strerror(errno));
 	/* the batch workers are detached: the shutdown waits until they returned */
-	if (umcg_rt_shutdown(rt)) {
-		fprintf(stderr, "prio_demo: umcg_rt_shutdown: %s\n", strerror(errno));
-		return 1;
-	}
+	if (umcg_rt_shutdown(rt))
+		demo_die("umcg_rt_shutdown");
 
 	/* ---- exact end-of-run checks ---- */
 	struct umcg_rt_stats st;
@@ -225,42 +191,36 @@ int main(int argc, char **argv)
 	}
 	/* (each one ran at least at the shutdown: see batch_ended below) */
 	if (nr_batch && !loops)
-		FAIL("the batch workers never computed");
+		demo_fail("the batch workers never computed");
 	if (atomic_load(&rounds_done) != nr_rounds)
-		FAIL("interactive worker did %d of %d rounds", atomic_load(&rounds_done),
-		     nr_rounds);
+		demo_fail("interactive worker did %d of %d rounds", atomic_load(&rounds_done),
+			  nr_rounds);
 	if (atomic_load(&batch_ended) != nr_batch)
-		FAIL("%d of %d batch workers ended at the shutdown", atomic_load(&batch_ended),
-		     nr_batch);
+		demo_fail("%d of %d batch workers ended at the shutdown", atomic_load(&batch_ended),
+			  nr_batch);
 	if (st.exits != (uint64_t)nr_batch + 1)
-		FAIL("%llu workers returned, expected %d", (unsigned long long)st.exits,
-		     nr_batch + 1);
+		demo_fail("%llu workers returned, expected %d", (unsigned long long)st.exits,
+			  nr_batch + 1);
 	/* nobody yields or parks; only the interactive worker's sleeps block */
 	if (st.yields || st.parks || st.switches)
-		FAIL("%llu yields, %llu parks, %llu switches: the workload does none",
-		     (unsigned long long)st.yields, (unsigned long long)st.parks,
-		     (unsigned long long)st.switches);
+		demo_fail("%llu yields, %llu parks, %llu switches: the workload does none",
+			  (unsigned long long)st.yields, (unsigned long long)st.parks,
+			  (unsigned long long)st.switches);
 	if (st.blocks < (uint64_t)nr_rounds)
-		FAIL("%llu blocks, but %d sleeps of 1 ms", (unsigned long long)st.blocks,
-		     nr_rounds);
+		demo_fail("%llu blocks, but %d sleeps of 1 ms", (unsigned long long)st.blocks,
+			  nr_rounds);
 	if (st.preempts > st.preempt_signals)
-		FAIL("%llu preempts > %llu signals", (unsigned long long)st.preempts,
-		     (unsigned long long)st.preempt_signals);
+		demo_fail("%llu preempts > %llu signals", (unsigned long long)st.preempts,
+			  (unsigned long long)st.preempt_signals);
 	/* more batch workers than servers: only preemption let the interactive one run */
 	if (nr_batch >= nr_servers && !st.preempts)
-		FAIL("no preemption, yet %d batch workers held %d servers", nr_batch, nr_servers);
-	if (trace_path) {
-		if (umcg_rt_trace_export(rt, trace_path))
-			FAIL("umcg_rt_trace_export(%s): %s", trace_path, strerror(errno));
-		else
-			printf("  trace        %s (scripts/plot-trace.sh)\n", trace_path);
-	}
+		demo_fail("no preemption, yet %d batch workers held %d servers", nr_batch,
+			  nr_servers);
+	demo_trace(rt, trace_path, "  trace        ");
 	umcg_rt_destroy(rt);
 	free(lat);
-	if (failures) {
-		printf("prio_demo: FAILED (%d failed checks)\n", failures);
+	if (demo_failed())
 		return 1;
-	}
 	printf("prio_demo: OK, the interactive worker did all %d rounds beside endless batch "
 	       "workers\n",
 	       nr_rounds);

@@ -29,6 +29,10 @@
 #include "umcg.h"
 #include "umcg_rt.h"
 
+#define DEMO_NAME  "steal_demo"
+#define DEMO_USAGE "[-s servers] [-w workers] [-k slices] [-c compute_us] [-x trace.json]"
+#include "demo_util.h"
+
 static int nr_servers = 2, nr_workers = 200, nr_slices = 5;
 static long compute_us = 100;
 static const char *trace_path;
@@ -42,24 +46,6 @@ struct worker {
 static struct worker *workers;
 static _Atomic int started_on[64]; /* workers that started on server i */
 static int spawned_on[64];	   /* workers spawned (so queued) on server i */
-static int failures;
-
-#define FAIL(...)                                                                                  \
-	do {                                                                                       \
-		fprintf(stderr, "steal_demo: FAILED: " __VA_ARGS__);                               \
-		fputc('\n', stderr);                                                               \
-		failures++;                                                                        \
-	} while (0)
-
-static void compute(uint64_t ns)
-{
-	static _Thread_local volatile uint64_t sink;
-	uint64_t end = umcg_now_ns() + ns;
-	do {
-		for (int i = 0; i < 64; i++)
-			sink = sink * 6364136223846793005ull + 1442695040888963407ull;
-	} while (umcg_now_ns() < end);
-}
 
 static void *worker_main(void *arg)
 {
@@ -69,7 +55,7 @@ static void *worker_main(void *arg)
 	if (w->first_server >= 0 && w->first_server < 64)
 		atomic_fetch_add(&started_on[w->first_server], 1);
 	for (int i = 0; i < nr_slices; i++) {
-		compute((uint64_t)compute_us * 1000);
+		demo_compute((uint64_t)compute_us * 1000);
 		atomic_fetch_add(&w->slices, 1);
 		if (i + 1 < nr_slices)
 			umcg_rt_yield(); /* queued again on the server that ran us */
@@ -103,44 +89,32 @@ static void *spawner(void *arg)
 	return NULL;
 }
 
-static int num(const char *s, int min, int max)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-	if (end == s || *end || v < min || v > max) {
-		fprintf(stderr, "usage: steal_demo [-s servers] [-w workers] [-k slices] "
-				"[-c compute_us] [-x trace.json]\n");
-		exit(2);
-	}
-	return (int)v;
-}
-
 int main(int argc, char **argv)
 {
 	int opt;
 	while ((opt = getopt(argc, argv, "s:w:k:c:x:")) != -1) {
 		switch (opt) {
 		case 's':
-			nr_servers = num(optarg, 1, 64);
+			nr_servers = demo_num(optarg, 1, 64);
 			break;
 		case 'w':
-			nr_workers = num(optarg, 1, 100000);
+			nr_workers = demo_num(optarg, 1, 100000);
 			break;
 		case 'k':
-			nr_slices = num(optarg, 1, 100000);
+			nr_slices = demo_num(optarg, 1, 100000);
 			break;
 		case 'c':
-			compute_us = num(optarg, 0, 1000000);
+			compute_us = demo_num(optarg, 0, 1000000);
 			break;
 		case 'x':
 			trace_path = optarg;
 			break;
 		default:
-			num("", 1, 0);
+			demo_usage();
 		}
 	}
 	if (optind != argc)
-		num("", 1, 0);
+		demo_usage();
 	workers = calloc((size_t)nr_workers, sizeof *workers);
 	if (!workers)
 		return 1;
@@ -157,10 +131,8 @@ int main(int argc, char **argv)
 	       nr_servers, nr_workers, nr_slices, compute_us, attr.policy->name);
 	uint64_t t0 = umcg_now_ns();
 	struct umcg_rt *rt = umcg_rt_create(&attr);
-	if (!rt) {
-		fprintf(stderr, "steal_demo: umcg_rt_create: %s\n", strerror(errno));
-		return 1;
-	}
+	if (!rt)
+		demo_die("umcg_rt_create");
 	/*
 	 * Warm the thread pool up first: then most spawns are queue operations
 	 * that never block (creating a thread can: the spawner may then come
@@ -189,10 +161,8 @@ int main(int argc, char **argv)
 			strerror(err ? (int)(intptr_t)err : errno));
 		return 1;
 	}
-	if (umcg_rt_shutdown(rt)) {
-		fprintf(stderr, "steal_demo: umcg_rt_shutdown: %s\n", strerror(errno));
-		return 1;
-	}
+	if (umcg_rt_shutdown(rt))
+		demo_die("umcg_rt_shutdown");
 	double elapsed = (double)(umcg_now_ns() - t0) / 1e9;
 
 	/* ---- exact end-of-run checks ---- */
@@ -219,29 +189,30 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < nr_workers; i++) {
 		if (atomic_load(&workers[i].runs) != 1)
-			FAIL("worker %d ran %d times, not once", i, atomic_load(&workers[i].runs));
+			demo_fail("worker %d ran %d times, not once", i,
+				  atomic_load(&workers[i].runs));
 		if (atomic_load(&workers[i].slices) != nr_slices)
-			FAIL("worker %d did %d slices, not %d", i, atomic_load(&workers[i].slices),
-			     nr_slices);
+			demo_fail("worker %d did %d slices, not %d", i,
+				  atomic_load(&workers[i].slices), nr_slices);
 	}
 	if (started != nr_workers)
-		FAIL("%ld workers started on a server, expected %d", started, nr_workers);
+		demo_fail("%ld workers started on a server, expected %d", started, nr_workers);
 	if (st.exits != 2 * (uint64_t)nr_workers + 1 || st.spawns != 2 * (uint64_t)nr_workers + 1)
-		FAIL("%llu spawns, %llu exits, expected %d each (with the warm-up)",
-		     (unsigned long long)st.spawns, (unsigned long long)st.exits,
-		     2 * nr_workers + 1);
+		demo_fail("%llu spawns, %llu exits, expected %d each (with the warm-up)",
+			  (unsigned long long)st.spawns, (unsigned long long)st.exits,
+			  2 * nr_workers + 1);
 	if (st.yields != (uint64_t)nr_workers * (uint64_t)(nr_slices - 1))
-		FAIL("%llu yields, expected %d", (unsigned long long)st.yields,
-		     nr_workers * (nr_slices - 1));
+		demo_fail("%llu yields, expected %d", (unsigned long long)st.yields,
+			  nr_workers * (nr_slices - 1));
 	st.runs -= warm.runs;
 	st.steals -= warm.steals;
 	if (steals != st.steals || runs != st.runs)
-		FAIL("per-server sums (steals %llu, runs %llu) differ from the totals",
-		     (unsigned long long)steals, (unsigned long long)runs);
+		demo_fail("per-server sums (steals %llu, runs %llu) differ from the totals",
+			  (unsigned long long)steals, (unsigned long long)runs);
 	if (nr_servers == 1 && st.steals)
-		FAIL("%llu steals with one server", (unsigned long long)st.steals);
+		demo_fail("%llu steals with one server", (unsigned long long)st.steals);
 	if (nr_servers > 1 && !st.steals)
-		FAIL("no steals with %d servers", nr_servers);
+		demo_fail("no steals with %d servers", nr_servers);
 	/*
 	 * Not a failure: on a loaded machine the other servers may not get a
 	 * CPU before the loaded one is done (seen on a shared 2-vCPU VM).
@@ -254,18 +225,11 @@ int main(int argc, char **argv)
 	       (unsigned long long)st.runs, (unsigned long long)st.steals,
 	       (unsigned long long)st.yields,
 	       (unsigned long long)(st.pool_reuses - warm.pool_reuses), nr_workers + 1);
-	if (trace_path) {
-		if (umcg_rt_trace_export(rt, trace_path))
-			FAIL("umcg_rt_trace_export(%s): %s", trace_path, strerror(errno));
-		else
-			printf("  trace     %s (scripts/plot-trace.sh)\n", trace_path);
-	}
+	demo_trace(rt, trace_path, "  trace     ");
 	umcg_rt_destroy(rt);
 	free(workers);
-	if (failures) {
-		printf("steal_demo: FAILED (%d failed checks)\n", failures);
+	if (demo_failed())
 		return 1;
-	}
 	printf("steal_demo: OK, every worker ran exactly once; %llu steals\n",
 	       (unsigned long long)st.steals);
 	return 0;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "detect_util.h"
 #include "sched_util.h"
 #include "umcg.h"
 #include "umcg_lists.h"
@@ -34,144 +35,30 @@
 #include "util/util.h"
 #include <linux/perf_event.h>
 
-#define T_DETECT 30 /* seconds: an unseen block fails by timeout */
-
-static void settle_after_raw(struct su_worker *w);
-static bool check_running_locked(struct su_worker *w);
-
-static bool detection_available(void)
-{
-	/* what umcg_detect_thread() relies on, checked without registering */
-	return access("/proc/sys/kernel/perf_event_paranoid", R_OK) == 0;
-}
-
-/*
- * One server runs the workers of g in FIFO order until n have finished:
- * each run ends when the worker blocks, yields or finishes.
- */
-static void serve(struct su_group *g, long n)
-{
-	struct su_server s;
-	memset(&s, 0, sizeof s);
-	su_server_register(&s, g);
-	struct su_worker *q[64];
-	int qn = 0, qi = 0;
-	uint64_t deadline = umcg_now_ns() + (uint64_t)T_DETECT * 1000000000ull;
-	while (atomic_load(&g->finished) < n) {
-		if (qi == qn) {
-			qi = 0;
-			qn = su_pop_all_fifo(g, q, 64);
-			if (!qn) {
-				if (umcg_now_ns() > deadline)
-					th_fail(__FILE__, __LINE__, "no worker queued for %d s",
-						T_DETECT);
-				usleep(200);
-				continue;
-			}
-		}
-		su_run(&s, q[qi++]);
-	}
-	su_server_unregister(&s);
-}
-
-/* Start w and wait until it is queued (so the FIFO order is the start order). */
-static void start_in_order(struct su_worker *w, struct su_group *g, su_payload_fn fn, void *arg)
-{
-	su_worker_start(w, g, fn, arg);
-	for (int i = 0; i < 4000; i++) {
-		uint64_t head = __atomic_load_n(&g->iwl, __ATOMIC_ACQUIRE);
-		if (head == (uint64_t)(uintptr_t)&w->task.idle_workers_ptr)
-			return;
-		usleep(500);
-	}
-	th_fail(__FILE__, __LINE__, "worker %ld was not queued", w->id);
-}
-
-/*
- * One worker running fn(arg) (w->count = count) on one server until it
- * finishes; the group's counters are returned in *g. Every check of its
- * state on the way must have held.
- */
-static void run_one(struct su_group *g, su_payload_fn fn, void *arg, long count)
-{
-	memset(g, 0, sizeof *g);
-	struct su_worker *w = su_worker_alloc();
-	w->count = count;
-	su_worker_start(w, g, fn, arg);
-	serve(g, 1);
-	su_worker_join(w);
-	CHECK_EQ(atomic_load(&g->bad_state), 0);
-	free(w);
-}
-
 /* ---- a worker that blocks on what a second worker releases ------------------- */
 
-struct pair {
-	void (*block)(struct pair *p);	 /* worker A */
-	void (*release)(struct pair *p); /* worker B */
-	int fd[2];
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	sem_t sem;
-	char path[64];
-	_Atomic int released;
-	_Atomic int a_done_after_b; /* A returned after B released: 1 */
-	_Atomic int a_detected;
-};
-
-static void a_payload(struct su_worker *w)
+/*
+ * The pair's run and checks (du_run_pair), where detection is available;
+ * and A slept, was taken and parked at least once (the kernel keeps no
+ * count).
+ */
+static void run_pair(struct du_pair *p)
 {
-	struct pair *p = w->arg;
-	atomic_store(&p->a_detected, umcg_detect_thread(-1));
-	p->block(p);
-	atomic_store(&p->a_done_after_b, atomic_load(&p->released));
-	if (!check_running_locked(w))
-		th_fail(__FILE__, __LINE__, "A runs without its server after the block");
-}
-
-static void b_payload(struct su_worker *w)
-{
-	struct pair *p = w->arg;
-	atomic_store(&p->released, 1);
-	p->release(p);
-	if (!check_running_locked(w))
-		th_fail(__FILE__, __LINE__, "B runs without its server");
-}
-
-static void run_pair(struct pair *p)
-{
-	if (!detection_available())
+	if (!du_detection_available())
 		return;
-	struct su_group g;
-	memset(&g, 0, sizeof g);
-	struct su_worker *a = su_worker_alloc(), *b = su_worker_alloc();
-	a->arg = b->arg = p;
-	uint64_t parks = atomic_load(&umcg__det_counts.parks);
-	a->id = 1;
-	b->id = 2;
-	start_in_order(a, &g, a_payload, p);
-	start_in_order(b, &g, b_payload, p);
-	serve(&g, 2);
-	su_worker_join(a);
-	su_worker_join(b);
-	CHECK_EQ(atomic_load(&p->a_detected), 1);
-	CHECK_EQ(atomic_load(&p->a_done_after_b), 1);
-	CHECK_EQ(atomic_load(&g.bad_state), 0);
-	CHECK_EQ(atomic_load(&g.finished), 2);
-	/* A slept, was taken and parked at least once (the kernel keeps no count) */
+	struct du_counts grew;
+	du_run_pair(p, &grew);
 	if (!th_on_kernel())
-		CHECK(atomic_load(&umcg__det_counts.parks) > parks);
-	free(a);
-	free(b);
+		CHECK(grew.parks > 0);
 }
 
-static void block_raw_read(struct pair *p)
+static void block_raw_read(struct du_pair *p)
 {
 	char c;
 	CHECK_EQ(syscall(SYS_read, p->fd[0], &c, 1), 1);
 }
 
-static void release_raw_write(struct pair *p)
+static void release_raw_write(struct du_pair *p)
 {
 	char c = 'x';
 	CHECK_EQ(syscall(SYS_write, p->fd[1], &c, 1), 1);
@@ -179,19 +66,19 @@ static void release_raw_write(struct pair *p)
 
 TEST_T(raw_read_on_empty_pipe, T_DETECT)
 {
-	struct pair p = {.block = block_raw_read, .release = release_raw_write};
+	struct du_pair p = {.block = block_raw_read, .release = release_raw_write};
 	CHECK(pipe(p.fd) == 0);
 	run_pair(&p);
 }
 
-static void block_mutex(struct pair *p)
+static void block_mutex(struct du_pair *p)
 {
 	/* B cannot unlock a mutex it does not own: a helper thread holds it */
 	CHECK(pthread_mutex_lock(&p->mu) == 0);
 	pthread_mutex_unlock(&p->mu);
 }
 
-static void release_mutex(struct pair *p)
+static void release_mutex(struct du_pair *p)
 {
 	char c = 'x';
 	CHECK_EQ(write(p->fd[1], &c, 1), 1); /* the owner unlocks when B ran */
@@ -200,7 +87,7 @@ static void release_mutex(struct pair *p)
 /* The mutex's owner: locks it, says so, unlocks it once B has run. */
 static void *mutex_owner(void *arg)
 {
-	struct pair *p = arg;
+	struct du_pair *p = arg;
 	char c;
 	pthread_mutex_lock(&p->mu);
 	sem_post(&p->sem);
@@ -211,7 +98,7 @@ static void *mutex_owner(void *arg)
 
 TEST_T(contended_pthread_mutex, T_DETECT)
 {
-	struct pair p = {.block = block_mutex, .release = release_mutex};
+	struct du_pair p = {.block = block_mutex, .release = release_mutex};
 	CHECK(pipe(p.fd) == 0);
 	CHECK(sem_init(&p.sem, 0, 0) == 0);
 	pthread_mutex_init(&p.mu, NULL);
@@ -222,7 +109,7 @@ TEST_T(contended_pthread_mutex, T_DETECT)
 	pthread_join(th, NULL);
 }
 
-static void block_cond(struct pair *p)
+static void block_cond(struct du_pair *p)
 {
 	pthread_mutex_lock(&p->mu);
 	while (!atomic_load(&p->released))
@@ -230,7 +117,7 @@ static void block_cond(struct pair *p)
 	pthread_mutex_unlock(&p->mu);
 }
 
-static void release_cond(struct pair *p)
+static void release_cond(struct du_pair *p)
 {
 	pthread_mutex_lock(&p->mu);
 	pthread_cond_signal(&p->cv);
@@ -239,48 +126,48 @@ static void release_cond(struct pair *p)
 
 TEST_T(pthread_cond_wait_unwrapped, T_DETECT)
 {
-	struct pair p = {.block = block_cond, .release = release_cond};
+	struct du_pair p = {.block = block_cond, .release = release_cond};
 	pthread_mutex_init(&p.mu, NULL);
 	pthread_cond_init(&p.cv, NULL);
 	run_pair(&p);
 }
 
-static void block_sem(struct pair *p)
+static void block_sem(struct du_pair *p)
 {
 	CHECK(sem_wait(&p->sem) == 0);
 }
 
-static void release_sem(struct pair *p)
+static void release_sem(struct du_pair *p)
 {
 	CHECK(sem_post(&p->sem) == 0);
 }
 
 TEST_T(sem_wait_unwrapped, T_DETECT)
 {
-	struct pair p = {.block = block_sem, .release = release_sem};
+	struct du_pair p = {.block = block_sem, .release = release_sem};
 	CHECK(sem_init(&p.sem, 0, 0) == 0);
 	run_pair(&p);
 }
 
-static void block_nanosleep(struct pair *p)
+static void block_nanosleep(struct du_pair *p)
 {
 	struct timespec ts = {0, 200 * 1000 * 1000};
 	/* raw: no libc wrapper; B must run (and set released) while we sleep */
 	CHECK_EQ(syscall(SYS_nanosleep, &ts, NULL), 0);
 }
 
-static void release_nothing(struct pair *p)
+static void release_nothing(struct du_pair *p)
 {
 	(void)p;
 }
 
 TEST_T(raw_nanosleep, T_DETECT)
 {
-	struct pair p = {.block = block_nanosleep, .release = release_nothing};
+	struct du_pair p = {.block = block_nanosleep, .release = release_nothing};
 	run_pair(&p);
 }
 
-static void block_fifo(struct pair *p)
+static void block_fifo(struct du_pair *p)
 {
 	FILE *f = fopen(p->path, "r"); /* blocks in open() until B opens the write end */
 	CHECK(f != NULL);
@@ -290,7 +177,7 @@ static void block_fifo(struct pair *p)
 	fclose(f);
 }
 
-static void release_fifo(struct pair *p)
+static void release_fifo(struct du_pair *p)
 {
 	int fd = open(p->path, O_WRONLY);
 	CHECK(fd >= 0);
@@ -300,7 +187,7 @@ static void release_fifo(struct pair *p)
 
 TEST_T(fread_on_fifo, T_DETECT)
 {
-	struct pair p = {.block = block_fifo, .release = release_fifo};
+	struct du_pair p = {.block = block_fifo, .release = release_fifo};
 	snprintf(p.path, sizeof p.path, "/tmp/umcg-test-fifo-%d", (int)getpid());
 	unlink(p.path);
 	CHECK(mkfifo(p.path, 0600) == 0);
@@ -324,7 +211,7 @@ static int gai_once(int i)
 	return e;
 }
 
-static void block_gai(struct pair *p)
+static void block_gai(struct du_pair *p)
 {
 	for (int i = 0; i < 400 && !atomic_load(&p->released); i++)
 		gai_once(i);
@@ -353,7 +240,7 @@ TEST_T(getaddrinfo_unwrapped, T_DETECT)
 		printf("    skipped: a lookup does not sleep here (no name server reachable)\n");
 		return;
 	}
-	struct pair p = {.block = block_gai, .release = release_nothing};
+	struct du_pair p = {.block = block_gai, .release = release_nothing};
 	run_pair(&p);
 }
 
@@ -408,7 +295,7 @@ static void sleep_loop(struct su_worker *w)
 						"iteration %ld: BLOCKED for 2 s", i);
 			note_window(umcg_now_ns() - t0, thread_cpu_ns() - c0);
 		}
-		if (!check_running_locked(w))
+		if (!du_check_running(w))
 			th_fail(__FILE__, __LINE__, "iteration %ld: state %#x after a raw sleep", i,
 				umcg_state_load(&w->task));
 	}
@@ -417,13 +304,13 @@ static void sleep_loop(struct su_worker *w)
 TEST_T(raw_sleeps_always_park, 60)
 {
 	SKIP_ON_KERNEL("counts take-overs of the user-space detection");
-	if (!detection_available())
+	if (!du_detection_available())
 		return;
 	struct su_group g;
 	long count = th_scaled(2000, 100);
 	uint64_t taken0 = atomic_load(&umcg__det_counts.taken_raw);
 	uint64_t parks0 = atomic_load(&umcg__det_counts.parks);
-	run_one(&g, sleep_loop, NULL, count);
+	du_run_one(&g, sleep_loop, NULL, count);
 	uint64_t taken = atomic_load(&umcg__det_counts.taken_raw) - taken0;
 	uint64_t parks = atomic_load(&umcg__det_counts.parks) - parks0;
 	CHECK_EQ(parks, taken); /* every take-over parked once, none twice */
@@ -494,13 +381,13 @@ static void read_with_data(struct su_worker *w)
 	for (long i = 0; i < w->count; i++) {
 		char c;
 		CHECK_EQ(umcg_read(fd[0], &c, 1), 1);
-		CHECK(check_running_locked(w));
+		CHECK(du_check_running(w));
 	}
 }
 
 TEST_T(wrapped_call_that_does_not_sleep_costs_no_switch, T_DETECT)
 {
-	if (!detection_available())
+	if (!du_detection_available())
 		return;
 	int fd[2];
 	CHECK(pipe(fd) == 0);
@@ -509,13 +396,13 @@ TEST_T(wrapped_call_that_does_not_sleep_costs_no_switch, T_DETECT)
 	CHECK_EQ(write(fd[1], buf, sizeof buf), (long)sizeof buf);
 	uint64_t sys0 = atomic_load(&umcg__det_counts.taken_sys);
 	struct su_group g;
-	run_one(&g, read_with_data, fd, 10000);
+	du_run_one(&g, read_with_data, fd, 10000);
 	/* one run from registration to exit: no call reported a block */
 	CHECK_EQ(atomic_load(&g.runs), 1);
 	CHECK_EQ(atomic_load(&umcg__det_counts.taken_sys), sys0);
 }
 
-static void block_wrapped_read(struct pair *p)
+static void block_wrapped_read(struct du_pair *p)
 {
 	char c;
 	uint64_t sys0 = atomic_load(&umcg__det_counts.taken_sys);
@@ -524,7 +411,7 @@ static void block_wrapped_read(struct pair *p)
 	CHECK(atomic_load(&umcg__det_counts.taken_sys) > sys0);
 }
 
-static void release_wrapped_write(struct pair *p)
+static void release_wrapped_write(struct du_pair *p)
 {
 	char c = 'x';
 	CHECK_EQ(umcg_write(p->fd[1], &c, 1), 1);
@@ -533,7 +420,7 @@ static void release_wrapped_write(struct pair *p)
 TEST_T(wrapped_call_that_sleeps_is_reported, T_DETECT)
 {
 	SKIP_ON_KERNEL("counts the lazy wrapper's take-overs");
-	struct pair p = {.block = block_wrapped_read, .release = release_wrapped_write};
+	struct du_pair p = {.block = block_wrapped_read, .release = release_wrapped_write};
 	CHECK(pipe(p.fd) == 0);
 	run_pair(&p);
 }
@@ -562,20 +449,11 @@ static void mark_ran(struct su_worker *w)
 
 TEST_T(locked_worker_is_not_taken, T_DETECT)
 {
-	if (!detection_available())
+	if (!du_detection_available())
 		return;
 	struct su_group g;
-	memset(&g, 0, sizeof g);
-	struct su_worker *a = su_worker_alloc(), *b = su_worker_alloc();
-	start_in_order(a, &g, locked_sleeper, NULL);
-	start_in_order(b, &g, mark_ran, NULL);
-	serve(&g, 2);
-	su_worker_join(a);
-	su_worker_join(b);
+	du_run_two(&g, locked_sleeper, mark_ran, NULL);
 	CHECK_EQ(atomic_load(&b_ran), 1);
-	CHECK_EQ(atomic_load(&g.bad_state), 0);
-	free(a);
-	free(b);
 }
 
 /* ---- the switches: umcg_detect_thread(), UMCG_TUNE_DETECT ---------------------------- */
@@ -594,31 +472,31 @@ static void toggle(struct su_worker *w)
 	int *fd = w->arg;
 	CHECK_EQ(umcg_write(fd[1], &c, 1), 1);
 	CHECK_EQ(atomic_load(&w->g->runs), runs + 1);
-	CHECK(check_running_locked(w));
+	CHECK(du_check_running(w));
 	CHECK_EQ(umcg_detect_thread(1), 1);
 	CHECK_EQ(umcg_detect_thread(-1), 1);
 	runs = atomic_load(&w->g->runs);
 	CHECK_EQ(umcg_write(fd[1], &c, 1), 1); /* lazy again: no switch */
 	CHECK_EQ(atomic_load(&w->g->runs), runs);
-	CHECK(check_running_locked(w));
+	CHECK(du_check_running(w));
 }
 
 TEST_T(detect_thread_on_off, T_DETECT)
 {
 	SKIP_ON_KERNEL("the kernel's detection cannot be turned off");
 	CHECK_ERR(umcg_detect_thread(-1), EINVAL); /* not registered */
-	if (!detection_available())
+	if (!du_detection_available())
 		return;
 	int fd[2];
 	CHECK(pipe(fd) == 0);
 	struct su_group g;
-	run_one(&g, toggle, fd, 0);
+	du_run_one(&g, toggle, fd, 0);
 }
 
 static void expect_off(struct su_worker *w)
 {
 	CHECK_EQ(umcg_detect_thread(-1), 0);
-	CHECK(check_running_locked(w));
+	CHECK(du_check_running(w));
 }
 
 TEST_T(tune_detect_off_falls_back_to_explicit_points, T_DETECT)
@@ -627,7 +505,7 @@ TEST_T(tune_detect_off_falls_back_to_explicit_points, T_DETECT)
 	CHECK_ERR(umcg_tune(UMCG_TUNE_DETECT, 2), EINVAL);
 	CHECK(umcg_tune(UMCG_TUNE_DETECT, 0) == 0);
 	struct su_group g;
-	run_one(&g, expect_off, NULL, 0);
+	du_run_one(&g, expect_off, NULL, 0);
 	CHECK(umcg_tune(UMCG_TUNE_DETECT, 1) == 0);
 }
 
@@ -639,41 +517,8 @@ static pthread_mutex_t st_mu = PTHREAD_MUTEX_INITIALIZER; /* contended by worker
 static pthread_mutex_t st_q_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct su_worker *st_q[ST_MAX_WORKERS];
 static int st_qn, st_qi;
-static _Atomic long st_ops, st_late, st_eintr;
+static _Atomic long st_ops, st_eintr;
 static long st_shared; /* under st_mu */
-
-/* The worker may still be BLOCKED after a raw sleep (late alarm): wait for its park. */
-static void settle_after_raw(struct su_worker *w)
-{
-	if (umcg_state_load(&w->task) != UMCG_TASK_BLOCKED)
-		return;
-	atomic_fetch_add(&st_late, 1);
-	uint64_t t0 = umcg_now_ns();
-	while (umcg_state_load(&w->task) == UMCG_TASK_BLOCKED)
-		if (umcg_now_ns() - t0 > 2000000000ull)
-			th_fail(__FILE__, __LINE__, "worker %ld BLOCKED for 2 s", w->id);
-}
-
-/* su_check_running() (which LOCKs the worker for the check) after a possible late park */
-static bool check_running_locked(struct su_worker *w)
-{
-	for (int tries = 0;; tries++) {
-		settle_after_raw(w); /* a late alarm: it parks first */
-		/*
-		 * A page fault between the settle and su_check_running()'s LOCK
-		 * can be taken too, and its alarm be late as well: then we find
-		 * ourselves BLOCKED at the LOCK. Settle again.
-		 */
-		if ((umcg_state_load(&w->task) & UMCG_TF_STATE_MASK) == UMCG_TASK_BLOCKED &&
-		    tries < 100)
-			continue;
-		if (su_check_running(w))
-			return true;
-		if ((umcg_state_load(&w->task) & UMCG_TF_STATE_MASK) != UMCG_TASK_BLOCKED ||
-		    tries >= 100)
-			return false;
-	}
-}
 
 static void mixed_ops(struct su_worker *w)
 {
@@ -708,7 +553,7 @@ static void mixed_ops(struct su_worker *w)
 			pthread_mutex_unlock(&st_mu);
 			break;
 		}
-		if (!check_running_locked(w))
+		if (!du_check_running(w))
 			th_fail(__FILE__, __LINE__, "worker %ld op %ld: state %#x", w->id, i,
 				umcg_state_load(&w->task));
 		atomic_fetch_add(&st_ops, 1);
@@ -809,7 +654,7 @@ TEST_T(stress_mixed_raw_and_wrapped, 240)
 	CHECK(atomic_load(&st_eintr) * 100 <= nw * ops);
 	printf("    %ld ops; taken raw %llu wrapped %llu; late %ld; EINTR %ld\n", nw * ops,
 	       (unsigned long long)umcg__det_counts.taken_raw,
-	       (unsigned long long)umcg__det_counts.taken_sys, atomic_load(&st_late),
+	       (unsigned long long)umcg__det_counts.taken_sys, atomic_load(&du_late),
 	       atomic_load(&st_eintr));
 }
 
@@ -827,7 +672,7 @@ static void expect_fallback(struct su_worker *w)
 	int *fd = w->arg;
 	CHECK_EQ(umcg_write(fd[1], &c, 1), 1);
 	CHECK(atomic_load(&w->g->runs) > runs); /* (the other worker may have run too) */
-	CHECK(check_running_locked(w));
+	CHECK(du_check_running(w));
 }
 
 TEST_T(unavailable_says_so_once_and_falls_back, T_DETECT)
@@ -856,7 +701,7 @@ TEST_T(unavailable_says_so_once_and_falls_back, T_DETECT)
 		w[i] = su_worker_alloc();
 		su_worker_start(w[i], &g, expect_fallback, fd);
 	}
-	serve(&g, 2);
+	du_serve(&g, 2);
 	for (int i = 0; i < 2; i++) {
 		su_worker_join(w[i]);
 		free(w[i]);
@@ -888,8 +733,8 @@ static void fault_pages(struct su_worker *w)
 		sum += pf_map[o]; /* each a major fault: the kernel reads the page, we sleep */
 	CHECK_EQ(sum, (long)(pf_len / 4096) * 7);
 	atomic_store(&pf_a_done, 1);
-	settle_after_raw(w);
-	CHECK(check_running_locked(w));
+	du_settle(w);
+	CHECK(du_check_running(w));
 }
 
 static void run_while_a_faults(struct su_worker *w)
@@ -898,7 +743,7 @@ static void run_while_a_faults(struct su_worker *w)
 		atomic_fetch_add(&pf_b_ran, 1);
 		struct timespec ts = {0, 100 * 1000};
 		syscall(SYS_nanosleep, &ts, NULL); /* a raw sleep: lets the server run A again */
-		settle_after_raw(w);
+		du_settle(w);
 	}
 }
 
@@ -906,7 +751,7 @@ TEST_T(page_faults_on_an_evicted_mapping, 120)
 {
 	SKIP_ON_KERNEL(
 	    "needs a disk to evict a file page to; the test guest has only RAM file systems");
-	if (!detection_available())
+	if (!du_detection_available())
 		return;
 	char path[64];
 	snprintf(path, sizeof path, "/var/tmp/umcg-test-pf-%d", (int)getpid());
@@ -927,25 +772,16 @@ TEST_T(page_faults_on_an_evicted_mapping, 120)
 	CHECK(madvise(m, pf_len, MADV_RANDOM) == 0); /* no read-ahead: one fault per page */
 	pf_map = m;
 	struct su_group g;
-	memset(&g, 0, sizeof g);
-	struct su_worker *a = su_worker_alloc(), *b = su_worker_alloc();
 	uint64_t raw0 = atomic_load(&umcg__det_counts.taken_raw);
-	start_in_order(a, &g, fault_pages, NULL);
-	start_in_order(b, &g, run_while_a_faults, NULL);
-	serve(&g, 2);
-	su_worker_join(a);
-	su_worker_join(b);
+	du_run_two(&g, fault_pages, run_while_a_faults, NULL);
 	munmap(m, pf_len);
 	close(fd);
 	/* the faults were seen: B got the CPU while A waited for the disk */
 	CHECK(atomic_load(&umcg__det_counts.taken_raw) > raw0);
 	CHECK(atomic_load(&pf_b_ran) > 0);
-	CHECK_EQ(atomic_load(&g.bad_state), 0);
 	printf("    %zu pages; B ran %ld times while A faulted; %llu raw take-overs\n",
 	       pf_len / 4096, atomic_load(&pf_b_ran),
 	       (unsigned long long)(atomic_load(&umcg__det_counts.taken_raw) - raw0));
-	free(a);
-	free(b);
 }
 
 /* ---- kernel backend: a page fault that sleeps on the mmap lock -------------- */
@@ -979,7 +815,7 @@ static void touch_fresh_pages(struct su_worker *w)
 	for (size_t o = 0; o < pf_len; o += 4096)
 		((volatile char *)pf_map)[o] = 1; /* a fault; sleeps if the writer holds the lock */
 	atomic_store(&pf_a_done, 1);
-	CHECK(check_running_locked(w));
+	CHECK(du_check_running(w));
 }
 
 TEST_T(page_fault_on_a_contended_mmap_lock_hands_back, 120)
@@ -997,24 +833,15 @@ TEST_T(page_fault_on_a_contended_mmap_lock_hands_back, 120)
 	pthread_t wt;
 	CHECK_EQ(pthread_create(&wt, NULL, mmap_lock_writer, NULL), 0);
 	struct su_group g;
-	memset(&g, 0, sizeof g);
-	struct su_worker *a = su_worker_alloc(), *b = su_worker_alloc();
-	start_in_order(a, &g, touch_fresh_pages, NULL);
-	start_in_order(b, &g, run_while_a_faults, NULL);
-	serve(&g, 2);
-	su_worker_join(a);
-	su_worker_join(b);
+	du_run_two(&g, touch_fresh_pages, run_while_a_faults, NULL);
 	atomic_store(&mw_stop, 1);
 	CHECK_EQ(pthread_join(wt, NULL), 0);
 	printf("    %zu fresh pages; B ran %ld times while A faulted\n", pf_len / 4096,
 	       atomic_load(&pf_b_ran));
 	/* some fault slept on the lock and was reported: B got the CPU meanwhile */
 	CHECK(atomic_load(&pf_b_ran) > 0);
-	CHECK_EQ(atomic_load(&g.bad_state), 0);
 	munmap(m, pf_len);
 	munmap(mw_big, mw_big_len);
-	free(a);
-	free(b);
 }
 
 /* ---- a worker-to-worker switch hands the watcher to the new worker ------------------ */
@@ -1038,7 +865,7 @@ static void w2w_a(struct su_worker *w)
 	}
 	CHECK(b == w2w_b);
 	su_switch_to(w, b);
-	CHECK(check_running_locked(w));
+	CHECK(du_check_running(w));
 }
 
 static void w2w_b_payload(struct su_worker *w)
@@ -1046,12 +873,12 @@ static void w2w_b_payload(struct su_worker *w)
 	char c;
 	atomic_store(&w2w_b_blocked, 1);
 	CHECK_EQ(syscall(SYS_read, w2w_fd[0], &c, 1), 1); /* seen: our server is told */
-	CHECK(check_running_locked(w));
+	CHECK(du_check_running(w));
 }
 
 TEST_T(worker_to_worker_switch_moves_the_watcher, T_DETECT)
 {
-	if (!detection_available())
+	if (!du_detection_available())
 		return;
 	CHECK(pipe(w2w_fd) == 0);
 	struct su_group g;
@@ -1062,7 +889,7 @@ TEST_T(worker_to_worker_switch_moves_the_watcher, T_DETECT)
 	w2w_b = su_worker_alloc();
 	a->id = 1;
 	w2w_b->id = 2;
-	start_in_order(a, &g, w2w_a, NULL);
+	du_start_in_order(a, &g, w2w_a, NULL);
 	su_server_register(&s, &g);
 	struct su_worker *first = su_poll_one(&g, 5000);
 	CHECK(first == a);
@@ -1101,7 +928,7 @@ static void *ov_spinner(void *arg)
 }
 
 /* A: far more switch records than the ring holds, then a raw blocking read */
-static void block_after_overflow(struct pair *p)
+static void block_after_overflow(struct du_pair *p)
 {
 	/* a plain thread on our CPU: each of our yields is a switch out and in */
 	cpu_set_t cpus;
@@ -1134,7 +961,7 @@ static void block_after_overflow(struct pair *p)
 TEST_T(ring_overflow_does_not_hang, T_DETECT)
 {
 	SKIP_ON_KERNEL("about the perf ring of the user-space detection");
-	struct pair p = {.block = block_after_overflow, .release = release_raw_write};
+	struct du_pair p = {.block = block_after_overflow, .release = release_raw_write};
 	CHECK(pipe(p.fd) == 0);
 	/* the server (and so its watcher) on the first CPU we may use, as A will be */
 	cpu_set_t cpus;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "detect_util.h"
 #include "sched_util.h"
 #include "umcg.h"
 #include "umcg_lists.h"
@@ -34,152 +35,47 @@
 #include "kern/kern.h"
 #include "util/util.h"
 
-#define T_DETECT 30 /* seconds: an unseen block fails by timeout */
-
-static bool detection_available(void)
-{
-	return access("/proc/sys/kernel/perf_event_paranoid", R_OK) == 0;
-}
-
-/* One server runs g's workers in FIFO order until n have finished. */
-static void serve(struct su_group *g, long n)
-{
-	struct su_server s;
-	memset(&s, 0, sizeof s);
-	su_server_register(&s, g);
-	struct su_worker *q[16];
-	int qn = 0, qi = 0;
-	uint64_t deadline = umcg_now_ns() + (uint64_t)T_DETECT * 1000000000ull;
-	while (atomic_load(&g->finished) < n) {
-		if (qi == qn) {
-			qi = 0;
-			qn = su_pop_all_fifo(g, q, 16);
-			if (!qn) {
-				if (umcg_now_ns() > deadline)
-					th_fail(__FILE__, __LINE__, "no worker queued for %d s",
-						T_DETECT);
-				usleep(200); /* a server: interposition passes it through */
-				continue;
-			}
-		}
-		su_run(&s, q[qi++]);
-	}
-	su_server_unregister(&s);
-}
-
-static void start_in_order(struct su_worker *w, struct su_group *g, su_payload_fn fn, void *arg)
-{
-	su_worker_start(w, g, fn, arg);
-	for (int i = 0; i < 4000; i++) {
-		if (__atomic_load_n(&g->iwl, __ATOMIC_ACQUIRE) ==
-		    (uint64_t)(uintptr_t)&w->task.idle_workers_ptr)
-			return;
-		usleep(500);
-	}
-	th_fail(__FILE__, __LINE__, "worker %ld was not queued", w->id);
-}
-
-/*
- * The running invariant, after waiting out a late switch-in alarm (a raw
- * sleep's take-over whose signal came late: we run BLOCKED until it parks
- * us, docs/detection.md "The window"). Interposed calls never need that
- * wait; the raw ones in these tests may.
- */
-static bool running_ok(struct su_worker *w)
-{
-	uint64_t t0 = umcg_now_ns();
-	while ((umcg_state_load(&w->task) & UMCG_TF_STATE_MASK) == UMCG_TASK_BLOCKED)
-		if (umcg_now_ns() - t0 > 2000000000ull)
-			return false;
-	return su_check_running(w);
-}
-
-/* Worker A blocks in an interposed call on what worker B releases. */
-struct pair {
-	void (*block)(struct pair *p);
-	void (*release)(struct pair *p);
-	int fd[2];
-	_Atomic int released;
-	_Atomic int a_done_after_b;
-};
-
-static void a_payload(struct su_worker *w)
-{
-	struct pair *p = w->arg;
-	CHECK_EQ(umcg_detect_thread(-1), 1);
-	p->block(p);
-	atomic_store(&p->a_done_after_b, atomic_load(&p->released));
-	if (!running_ok(w))
-		th_fail(__FILE__, __LINE__, "A runs without its server after the block");
-}
-
-static void b_payload(struct su_worker *w)
-{
-	struct pair *p = w->arg;
-	atomic_store(&p->released, 1);
-	p->release(p);
-	if (!running_ok(w))
-		th_fail(__FILE__, __LINE__, "B runs without its server");
-}
-
 /* Run the pair; returns how many take-overs were of each kind. */
-static void run_pair(struct pair *p, uint64_t *sys, uint64_t *raw)
+static void run_pair(struct du_pair *p, uint64_t *sys, uint64_t *raw)
 {
-	struct su_group g;
-	memset(&g, 0, sizeof g);
-	struct su_worker *a = su_worker_alloc(), *b = su_worker_alloc();
-	a->arg = b->arg = p;
-	a->id = 1;
-	b->id = 2;
-	uint64_t sys0 = atomic_load(&umcg__det_counts.taken_sys);
-	uint64_t raw0 = atomic_load(&umcg__det_counts.taken_raw);
-	uint64_t parks0 = atomic_load(&umcg__det_counts.parks);
-	start_in_order(a, &g, a_payload, p);
-	start_in_order(b, &g, b_payload, p);
-	serve(&g, 2);
-	su_worker_join(a);
-	su_worker_join(b);
-	CHECK_EQ(atomic_load(&p->a_done_after_b), 1);
-	CHECK_EQ(atomic_load(&g.bad_state), 0);
-	CHECK_EQ(atomic_load(&g.finished), 2);
-	*sys = atomic_load(&umcg__det_counts.taken_sys) - sys0;
-	*raw = atomic_load(&umcg__det_counts.taken_raw) - raw0;
+	struct du_counts grew;
+	du_run_pair(p, &grew);
+	*sys = grew.taken_sys;
+	*raw = grew.taken_raw;
 	/* every take-over parked exactly once */
-	CHECK_EQ(atomic_load(&umcg__det_counts.parks) - parks0, *sys + *raw);
-	free(a);
-	free(b);
+	CHECK_EQ(grew.parks, *sys + *raw);
 }
 
 /* ---- a sleep or a read through libc's names is a lazy call ----------------------------- */
 
-static void block_usleep(struct pair *p)
+static void block_usleep(struct du_pair *p)
 {
 	(void)p;
 	CHECK_EQ(usleep(100 * 1000), 0); /* B must run while we sleep */
 }
 
-static void block_nanosleep(struct pair *p)
+static void block_nanosleep(struct du_pair *p)
 {
 	(void)p;
 	struct timespec ts = {0, 100 * 1000 * 1000};
 	CHECK_EQ(nanosleep(&ts, NULL), 0);
 }
 
-static void block_clock_nanosleep(struct pair *p)
+static void block_clock_nanosleep(struct du_pair *p)
 {
 	(void)p;
 	struct timespec ts = {0, 100 * 1000 * 1000};
 	CHECK_EQ(clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL), 0);
 }
 
-static void block_read(struct pair *p)
+static void block_read(struct du_pair *p)
 {
 	char c;
 	CHECK_EQ(read(p->fd[0], &c, 1), 1);
 	CHECK_EQ(c, 'x');
 }
 
-static void block_poll(struct pair *p)
+static void block_poll(struct du_pair *p)
 {
 	struct pollfd pf = {.fd = p->fd[0], .events = POLLIN};
 	CHECK_EQ(poll(&pf, 1, 10000), 1);
@@ -187,20 +83,20 @@ static void block_poll(struct pair *p)
 	CHECK_EQ(read(p->fd[0], &c, 1), 1);
 }
 
-static void release_nothing(struct pair *p)
+static void release_nothing(struct du_pair *p)
 {
 	(void)p;
 }
 
-static void release_write(struct pair *p)
+static void release_write(struct du_pair *p)
 {
 	char c = 'x';
 	CHECK_EQ(write(p->fd[1], &c, 1), 1);
 }
 
-static void expect_lazy(void (*block)(struct pair *), void (*release)(struct pair *))
+static void expect_lazy(void (*block)(struct du_pair *), void (*release)(struct du_pair *))
 {
-	if (!detection_available())
+	if (!du_detection_available())
 		return;
 	uint64_t sys = 0, raw = 0;
 	/*
@@ -210,7 +106,7 @@ static void expect_lazy(void (*block)(struct pair *), void (*release)(struct pai
 	 * resolution of a libc name). Broken interposition fails both tries.
 	 */
 	for (int tries = 0; tries < 2; tries++) {
-		struct pair p = {.block = block, .release = release};
+		struct du_pair p = {.block = block, .release = release};
 		CHECK(pipe(p.fd) == 0);
 		run_pair(&p, &sys, &raw);
 		close(p.fd[0]);
@@ -267,10 +163,10 @@ TEST_T(tune_interpose_off_falls_back_to_the_alarm, T_DETECT)
 	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
 	CHECK_ERR(umcg_tune(UMCG_TUNE_INTERPOSE, 2), EINVAL);
 	CHECK_ERR(umcg_tune(UMCG_TUNE_INTERPOSE, -1), EINVAL);
-	if (!detection_available())
+	if (!du_detection_available())
 		return;
 	CHECK(umcg_tune(UMCG_TUNE_INTERPOSE, 0) == 0);
-	struct pair p = {.block = block_usleep, .release = release_nothing};
+	struct du_pair p = {.block = block_usleep, .release = release_nothing};
 	uint64_t sys, raw;
 	run_pair(&p, &sys, &raw);
 	CHECK_EQ(sys, 0);
@@ -293,7 +189,7 @@ static void no_sleep_calls(struct su_worker *w)
 		CHECK_EQ(read(fd[0], &c, 1), 1);
 		struct pollfd pf = {.fd = fd[1], .events = POLLOUT};
 		CHECK_EQ(poll(&pf, 1, 0), 1);
-		CHECK(running_ok(w));
+		CHECK(du_check_running(w));
 	}
 	/* one run from registration to exit: nothing was reported as a block */
 	CHECK_EQ(atomic_load(&w->g->runs), runs);
@@ -303,22 +199,16 @@ static void no_sleep_calls(struct su_worker *w)
 static void run_one(su_payload_fn fn, void *arg, long runs)
 {
 	struct su_group g;
-	memset(&g, 0, sizeof g);
-	struct su_worker *w = su_worker_alloc();
-	su_worker_start(w, &g, fn, arg);
-	serve(&g, 1);
-	su_worker_join(w);
-	CHECK_EQ(atomic_load(&g.bad_state), 0);
+	du_run_one(&g, fn, arg, 0);
 	if (runs >= 0)
 		CHECK_EQ(atomic_load(&g.runs), runs);
-	free(w);
 }
 
 TEST_T(calls_that_do_not_sleep_cost_no_switch, T_DETECT)
 {
 	SKIP_ON_KERNEL(
 	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
-	if (!detection_available())
+	if (!du_detection_available())
 		return;
 	int fd[2];
 	CHECK(pipe(fd) == 0);
@@ -334,7 +224,7 @@ static void undetected_calls(struct su_worker *w)
 	long runs = atomic_load(&w->g->runs);
 	no_sleep_calls(w);
 	CHECK_EQ(usleep(1000), 0);
-	CHECK(running_ok(w));
+	CHECK(du_check_running(w));
 	CHECK_EQ(atomic_load(&w->g->runs), runs);
 }
 
@@ -376,7 +266,7 @@ static void read_interrupted(struct su_worker *w)
 	CHECK_EQ(read(c->fd[0], &ch, 1), 1); /* SA_RESTART: restarted after the handler */
 	CHECK_EQ(ch, 'x');
 	CHECK_EQ(atomic_load(&handler_ran), 1);
-	CHECK(running_ok(w));
+	CHECK(du_check_running(w));
 }
 
 /* A plain thread: wait until the read was taken, signal it, then release it. */
@@ -403,7 +293,7 @@ TEST_T(handler_call_during_a_taken_call, T_DETECT)
 {
 	SKIP_ON_KERNEL(
 	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
-	if (!detection_available())
+	if (!du_detection_available())
 		return;
 	struct sig_ctx c;
 	memset(&c, 0, sizeof c);
@@ -533,19 +423,12 @@ static void semantics_payload(struct su_worker *w)
 {
 	/* a detected worker: lazy path, same results and errno */
 	check_semantics(false);
-	CHECK(running_ok(w));
+	CHECK(du_check_running(w));
 }
 
 TEST_T(detected_worker_gets_libc_semantics, T_DETECT)
 {
 	SKIP_ON_KERNEL(
 	    "interposition feeds the user-space detection; the kernel reports sleeps itself");
-	struct su_group g;
-	memset(&g, 0, sizeof g);
-	struct su_worker *w = su_worker_alloc();
-	su_worker_start(w, &g, semantics_payload, NULL);
-	serve(&g, 1);
-	su_worker_join(w);
-	CHECK_EQ(atomic_load(&g.bad_state), 0);
-	free(w);
+	run_one(semantics_payload, NULL, -1);
 }

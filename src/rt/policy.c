@@ -4,11 +4,12 @@
  * queue per server with work stealing ("steal"), and strict priorities
  * with time-slice preemption ("prio").
  *
- * Both keep workers in singly linked queues through umcg_rt_link.next,
- * each queue under its own spin lock (rt__spin_lock: acquire/release
- * hand the queue from holder to holder; holders never sleep). A worker
- * is in at most one queue: the runtime hands it to enqueue() only when it
- * is in none, and takes it back only through pick_next()/steal().
+ * All three keep workers in singly linked FIFOs (struct rt_list) through
+ * umcg_rt_link.next, each under a spin lock (one per queue; prio: one for
+ * all its levels; rt__spin_lock: acquire/release hand the queue from
+ * holder to holder; holders never sleep). A worker is in at most one
+ * queue: the runtime hands it to enqueue() only when it is in none, and
+ * takes it back only through pick_next()/steal().
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,21 +17,44 @@
 
 #include "rt/rt.h"
 
-struct rt_queue {
-	_Atomic uint32_t lock;
+/* A FIFO of links; no lock of its own: the caller holds the lock that guards it. */
+struct rt_list {
 	struct umcg_rt_link *head, *tail;
-	_Atomic long len;
-} __attribute__((aligned(64)));
+};
 
-static void q_push(struct rt_queue *q, struct umcg_rt_link *l)
+static void list_append(struct rt_list *q, struct umcg_rt_link *l)
 {
 	l->next = NULL;
-	rt__spin_lock(&q->lock);
 	if (q->tail)
 		q->tail->next = l;
 	else
 		q->head = l;
 	q->tail = l;
+}
+
+/* The oldest link, taken off; NULL if q is empty. */
+static struct umcg_rt_link *list_take(struct rt_list *q)
+{
+	struct umcg_rt_link *l = q->head;
+	if (l) {
+		q->head = l->next;
+		if (!q->head)
+			q->tail = NULL;
+		l->next = NULL;
+	}
+	return l;
+}
+
+struct rt_queue {
+	_Atomic uint32_t lock;
+	struct rt_list list;
+	_Atomic long len;
+} __attribute__((aligned(64)));
+
+static void q_push(struct rt_queue *q, struct umcg_rt_link *l)
+{
+	rt__spin_lock(&q->lock);
+	list_append(&q->list, l);
 	atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	rt__spin_unlock(&q->lock);
@@ -43,16 +67,11 @@ static struct umcg_rt_worker *q_pop(struct rt_queue *q)
 	if (!atomic_load_explicit(&q->len, memory_order_relaxed))
 		return NULL;
 	rt__spin_lock(&q->lock);
-	struct umcg_rt_link *l = q->head;
-	if (l) {
-		q->head = l->next;
-		if (!q->head)
-			q->tail = NULL;
-		l->next = NULL;
+	struct umcg_rt_link *l = list_take(&q->list);
+	if (l)
 		atomic_store_explicit(&q->len,
 				      atomic_load_explicit(&q->len, memory_order_relaxed) - 1,
 				      memory_order_relaxed);
-	}
 	rt__spin_unlock(&q->lock);
 	return l ? umcg_rt_worker_of(l) : NULL;
 }
@@ -162,9 +181,7 @@ enum { PRIO_LEVELS = 8 };
 struct prio {
 	_Atomic uint32_t lock;
 	_Atomic uint32_t mask;
-	struct {
-		struct umcg_rt_link *head, *tail;
-	} q[PRIO_LEVELS];
+	struct rt_list q[PRIO_LEVELS];
 };
 
 static int prio_level(int p)
@@ -184,14 +201,8 @@ static void prio_enqueue(void *pd, int server, struct umcg_rt_worker *w, unsigne
 {
 	struct prio *p = pd;
 	int lvl = prio_level(umcg_rt_worker_priority(w));
-	struct umcg_rt_link *l = umcg_rt_link_of(w);
-	l->next = NULL;
 	rt__spin_lock(&p->lock);
-	if (p->q[lvl].tail)
-		p->q[lvl].tail->next = l;
-	else
-		p->q[lvl].head = l;
-	p->q[lvl].tail = l;
+	list_append(&p->q[lvl], umcg_rt_link_of(w));
 	atomic_fetch_or_explicit(&p->mask, 1u << lvl, memory_order_relaxed);
 	rt__spin_unlock(&p->lock);
 }
@@ -206,13 +217,9 @@ static struct umcg_rt_worker *prio_pick(void *pd, int server)
 	uint32_t m = atomic_load_explicit(&p->mask, memory_order_relaxed);
 	if (m) {
 		int lvl = 31 - __builtin_clz(m);
-		l = p->q[lvl].head;
-		p->q[lvl].head = l->next;
-		if (!p->q[lvl].head) {
-			p->q[lvl].tail = NULL;
+		l = list_take(&p->q[lvl]); /* not NULL: the mask says which levels hold links */
+		if (!p->q[lvl].head)
 			atomic_fetch_and_explicit(&p->mask, ~(1u << lvl), memory_order_relaxed);
-		}
-		l->next = NULL;
 	}
 	rt__spin_unlock(&p->lock);
 	return l ? umcg_rt_worker_of(l) : NULL;

@@ -96,8 +96,22 @@ static void waiter_grant(struct rt_waiter *wt)
 		syscall(SYS_futex, &wt->granted, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
 }
 
-static void grant_list(struct rt_waiter *wt)
+/* Grant the first waiter of q, if any: taken off under the queue lock, granted after it. */
+static void wq_wake_one(struct umcg_rt_waitq *q)
 {
+	rt__spin_lock(&q->lock);
+	struct rt_waiter *wt = wq_pop(q);
+	rt__spin_unlock(&q->lock);
+	if (wt)
+		waiter_grant(wt);
+}
+
+/* Grant every waiter of q: all taken off under the queue lock, granted after it. */
+static void wq_wake_all(struct umcg_rt_waitq *q)
+{
+	rt__spin_lock(&q->lock);
+	struct rt_waiter *wt = wq_take_all(q);
+	rt__spin_unlock(&q->lock);
 	while (wt) {
 		struct rt_waiter *next = wt->next; /* before the grant */
 		waiter_grant(wt);
@@ -166,11 +180,7 @@ UMCG_RT_EXPORT int umcg_rt_mutex_unlock(struct umcg_rt_mutex *m)
 		errno = EPERM;
 		return -1;
 	}
-	rt__spin_lock(&m->q.lock);
-	struct rt_waiter *wt = wq_pop(&m->q);
-	rt__spin_unlock(&m->q.lock);
-	if (wt)
-		waiter_grant(wt);
+	wq_wake_one(&m->q);
 	return 0;
 }
 
@@ -201,20 +211,13 @@ UMCG_RT_EXPORT int umcg_rt_cond_wait(struct umcg_rt_cond *c, struct umcg_rt_mute
 
 UMCG_RT_EXPORT int umcg_rt_cond_signal(struct umcg_rt_cond *c)
 {
-	rt__spin_lock(&c->q.lock);
-	struct rt_waiter *wt = wq_pop(&c->q);
-	rt__spin_unlock(&c->q.lock);
-	if (wt)
-		waiter_grant(wt);
+	wq_wake_one(&c->q);
 	return 0;
 }
 
 UMCG_RT_EXPORT int umcg_rt_cond_broadcast(struct umcg_rt_cond *c)
 {
-	rt__spin_lock(&c->q.lock);
-	struct rt_waiter *wt = wq_take_all(&c->q);
-	rt__spin_unlock(&c->q.lock);
-	grant_list(wt);
+	wq_wake_all(&c->q);
 	return 0;
 }
 
@@ -310,12 +313,8 @@ UMCG_RT_EXPORT int umcg_rt_wg_add(struct umcg_rt_wg *g, int64_t n)
 		}
 	} while (!atomic_compare_exchange_weak_explicit(&g->count, &v, v + n, memory_order_acq_rel,
 							memory_order_relaxed));
-	if (v + n == 0 && n < 0) {
-		rt__spin_lock(&g->q.lock);
-		struct rt_waiter *wt = wq_take_all(&g->q);
-		rt__spin_unlock(&g->q.lock);
-		grant_list(wt);
-	}
+	if (v + n == 0 && n < 0)
+		wq_wake_all(&g->q);
 	return 0;
 }
 
