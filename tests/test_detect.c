@@ -343,10 +343,10 @@ static void explicit_sleep_loop(struct su_worker *w)
 	for (long i = 0; i < w->count; i++) {
 		CHECK_EQ(umcg_block_point(), 1);
 		struct timespec ts = {0, 300000};
-		CHECK_EQ(syscall(SYS_nanosleep, &ts, NULL),
-			 0); /* raw: only detection could see it */
+		/* raw: only detection could see it */
+		CHECK_EQ(syscall(SYS_nanosleep, &ts, NULL), 0);
 		umcg_wake_point();
-		if (!check_running_locked(w))
+		if (!du_check_running(w))
 			th_fail(__FILE__, __LINE__, "iteration %ld: state %#x after the wake point",
 				i, umcg_state_load(&w->task));
 	}
@@ -355,7 +355,7 @@ static void explicit_sleep_loop(struct su_worker *w)
 TEST_T(explicit_block_point_keeps_detection_away, T_DETECT)
 {
 	SKIP_ON_KERNEL("counts take-overs of the user-space detection");
-	if (!detection_available())
+	if (!du_detection_available())
 		return;
 	struct su_group g;
 	long count = th_scaled(500, 50);
@@ -363,7 +363,7 @@ TEST_T(explicit_block_point_keeps_detection_away, T_DETECT)
 	    atomic_load(&umcg__det_counts.taken_raw) + atomic_load(&umcg__det_counts.taken_sys);
 	uint64_t tried0 =
 	    atomic_load(&umcg__det_counts.not_running) + atomic_load(&umcg__det_counts.woke_early);
-	run_one(&g, explicit_sleep_loop, NULL, count);
+	du_run_one(&g, explicit_sleep_loop, NULL, count);
 	CHECK_EQ(atomic_load(&umcg__det_counts.taken_raw) +
 		     atomic_load(&umcg__det_counts.taken_sys),
 		 taken0);
