@@ -37,8 +37,9 @@ struct worker {
 	struct umcg_task task;
 	int fd;
 	_Atomic int done;
+	_Atomic int gone; /* the thread no longer touches this struct */
 	_Atomic uint32_t tid;
-	struct worker *next; /* run queue link (server only) */
+	struct worker *next; /* run queue link, then the finished list (server only) */
 };
 
 static struct umcg_idle_group grp;
@@ -77,7 +78,29 @@ static void *worker_main(void *arg)
 	w->task.next_tid = w->task.server_tid;
 	umcg_wait(UMCG_WAIT_WAKE_ONLY | UMCG_WAIT_WF_CURRENT_CPU, 0);
 	umcg_ctl(UMCG_CTL_UNREGISTER, NULL);
+	/*
+	 * The server runs again as soon as our umcg_wait() woke it, while we
+	 * are still inside that call and then in umcg_ctl(): it may free this
+	 * struct only after this store (release; its acquire load pairs).
+	 */
+	atomic_store_explicit(&w->gone, 1, memory_order_release);
 	return NULL;
+}
+
+/* Free the finished workers whose threads are done with their struct. */
+static struct worker *reap(struct worker *list)
+{
+	struct worker *keep = NULL;
+	for (struct worker *w = list, *n; w; w = n) {
+		n = w->next;
+		if (atomic_load_explicit(&w->gone, memory_order_acquire)) {
+			free(w);
+		} else {
+			w->next = keep;
+			keep = w;
+		}
+	}
+	return keep;
 }
 
 static void *client_main(void *arg)
@@ -183,6 +206,7 @@ int main(int argc, char **argv)
 
 	struct worker *rq_head = NULL, **rq_tail = &rq_head;
 	int accepted = 0, finished = 0;
+	struct worker *zombies = NULL;
 	long runs = 0, epoll_sleeps = 0, idle_fd_wakes = 0, listen_wakes = 0;
 	while (finished < nconn) {
 		/* 1. take newly idle workers (LIFO stack) and queue them FIFO */
@@ -210,8 +234,10 @@ int main(int argc, char **argv)
 			runs++;
 			if (atomic_load(&w->done)) {
 				finished++;
-				free(w);
+				w->next = zombies; /* freed by reap() once its thread let go */
+				zombies = w;
 			}
+			zombies = reap(zombies);
 		}
 		if (finished == nconn)
 			break;
@@ -251,6 +277,8 @@ int main(int argc, char **argv)
 		}
 	}
 	pthread_join(client, NULL);
+	while ((zombies = reap(zombies)))
+		usleep(100);
 	umcg_ctl(UMCG_CTL_UNREGISTER, NULL);
 	printf("epoll_server: %d connections, %d replies ok, %d bad; %ld worker runs, %ld blocks;\n"
 	       "  server slept %ld times in one epoll_wait: %ld woken by the idle eventfd, %ld by "
