@@ -143,11 +143,13 @@ clean:
 # patches, built in build/kernel; kernel-test boots it in QEMU with the
 # in-guest tests. KDEBUG=1: lockdep + DEBUG_ATOMIC_SLEEP variant.
 KDEBUG ?= 0
-.PHONY: kernel kernel-test
+.PHONY: kernel kernel-test kernel-stress
 kernel:
 	KDEBUG=$(KDEBUG) kernel/scripts/build.sh
 kernel-test:
 	KDEBUG=$(KDEBUG) kernel/scripts/test.sh
+kernel-stress: # 10^7 counted transitions in the guest (docs/kernel.md)
+	KDEBUG=$(KDEBUG) KTEST=test_stress KLIB=0 KTRANS=10000000 KTIMEOUT=3000 kernel/scripts/test.sh
 
 FMT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:

@@ -186,8 +186,16 @@ TEST_T(interactive_latency_beside_batch, 60)
  */
 TEST_T(sleep_wakeup_preempts_at_once, 60)
 {
-	SKIP_ON_KERNEL("its latency bound is the user-space backend's; failed in the TCG guest at "
-		       "the session-3 merge (issue 9 note)");
+	/*
+	 * Not a TCG artefact: the kernel's wake hook queues a worker whose
+	 * sleep ended before it returns to user space, so rt__wake_preempt()
+	 * runs only after a server already ran it again. The wake then waits
+	 * for the timer's look (a quarter slice, 100 ms here): in the guest
+	 * p50 100 ms, max 199 ms against this test's 20 ms. The timer path
+	 * itself is tested on the kernel by interactive_latency_beside_batch.
+	 */
+	SKIP_ON_KERNEL("wake-up preemption needs the worker to run between its sleep's end and "
+		       "its queueing; the kernel's wake hook queues it first (timer latency only)");
 	struct umcg_rt *rt = mk_prio(1, 400000000);
 	atomic_store(&stop, 0);
 	atomic_store(&spinning, 0);

@@ -178,9 +178,19 @@ static struct stress_result run_stress(int ns, int nw, int window, su_payload_fn
 	CHECK(umcg_idle_servers_empty(&g.isl));
 	/* a run ends when the worker blocks (once per op) or finishes: nothing else
 	 * makes a server in su_run() RUNNING */
-	/* kernel backend: only calls that really slept end a run (usleep(0) may not) */
+	/*
+	 * Kernel backend: a run ends at every real sleep of the worker, not at
+	 * a call: a usleep(0) that did not sleep ends none, and a sleep outside
+	 * the payload's calls ends one too (a page fault waiting for the
+	 * mmap_lock while main maps 1000 thread stacks, a contended libc lock).
+	 * So no exact count there: in a quiet guest the 1000-worker case had
+	 * 73-208 runs more than ops + workers (3 of 4 boots), under load far
+	 * fewer (sleeps that did not sleep). The bound below only catches
+	 * runaway runs; the exact per-run protocol checks (bad_state, g.runs,
+	 * the ops) hold on both backends.
+	 */
 	if (th_on_kernel())
-		CHECK(runs <= expect_ops + nw && runs >= nw);
+		CHECK(runs <= 2 * (expect_ops + nw) && runs >= nw);
 	else
 		CHECK_EQ(runs, expect_ops + nw);
 	printf("    %d servers, %d workers: %ld ops in %.2fs (%.1f us/op), %ld runs, "

@@ -11,6 +11,8 @@
 #   KSCALE=n      UMCG_TEST_SCALE for the library's tests (default 50: TCG is slow)
 #   KBACKEND=b    UMCG_BACKEND for them (default kernel; user to compare)
 #   KBENCH=1      run kernel/scripts/bench.cmds in the guest instead of the tests
+#   KBENCH_CMDS=f that command file instead (e.g. kernel/scripts/demo.cmds)
+#   KTRANS=n      state transitions for test_stress's counted case (default 10^6)
 #   KTIMEOUT=s    wall-clock limit for the guest (default 900)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,10 +44,11 @@ if [ "${KLIB:-1}" = 1 ]; then
 fi
 # KBENCH=1: the benchmarks of kernel/scripts/bench.cmds instead of the tests
 if [ "${KBENCH:-0}" = 1 ]; then
-	nice -n 10 make -s -C "$here/.." -j"${JOBS:-2}" VARIANT=static bench-bin
+	nice -n 10 make -s -C "$here/.." -j"${JOBS:-2}" VARIANT=static bench-bin examples
 	mkdir -p "$root/bench"
-	cp "$here"/../build/static/bench/bench_* "$root/bench/"
-	cp "$here/scripts/bench.cmds" "$root/bench/cmds"
+	cp "$here"/../build/static/bench/bench_* "$here"/../build/static/bench/demo_pthreads \
+		"$here"/../build/static/examples/fifo_demo "$root/bench/"
+	cp "${KBENCH_CMDS:-$here/scripts/bench.cmds}" "$root/bench/cmds"
 fi
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$KBUILD/initramfs.cpio.gz"
 echo "=== initramfs: $(ls "$root/tests" | wc -w) test binaries ($(($(date +%s) - t0)) s)"
@@ -53,6 +56,7 @@ echo "=== initramfs: $(ls "$root/tests" | wc -w) test binaries ($(($(date +%s) -
 append="console=ttyS0 panic=-1 oops=panic loglevel=4 rdinit=/init"
 [ -n "${KTEST:-}" ] && append="$append umcg.only=$KTEST"
 append="$append umcg.scale=${KSCALE:-50}"
+[ -n "${KTRANS:-}" ] && append="$append umcg.transitions=$KTRANS"
 [ -n "${KBACKEND:-}" ] && append="$append umcg.backend=$KBACKEND"
 [ "${KBENCH:-0}" = 1 ] && append="$append umcg.bench=1"
 t1=$(date +%s.%N)

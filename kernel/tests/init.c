@@ -158,8 +158,9 @@ int main(void)
 	 * umcg.only=NAME: one binary; umcg.scale=N: UMCG_TEST_SCALE for the
 	 * library's tests (lib_test_*), which run on the kernel backend
 	 * (UMCG_BACKEND=kernel, or umcg.backend=user|auto to compare).
+	 * umcg.transitions=N: KT_TRANSITIONS for test_stress's counted case.
 	 */
-	char only[1024] = "", scale[16] = "", backend[16] = "kernel";
+	char only[1024] = "", scale[16] = "", backend[16] = "kernel", trans[24] = "";
 	int bench = 0;
 	FILE *c = fopen("/proc/cmdline", "r");
 	if (c) {
@@ -175,12 +176,17 @@ int main(void)
 			o = strstr(buf, "umcg.backend=");
 			if (o)
 				sscanf(o + 13, "%15s", backend);
+			o = strstr(buf, "umcg.transitions=");
+			if (o)
+				sscanf(o + 17, "%23s", trans);
 		}
 		fclose(c);
 	}
 	setenv("UMCG_BACKEND", backend, 1);
 	if (scale[0])
 		setenv("UMCG_TEST_SCALE", scale, 1);
+	if (trans[0])
+		setenv("KT_TRANSITIONS", trans, 1);
 
 	if (bench)
 		verdict(run_bench());
