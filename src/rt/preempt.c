@@ -41,6 +41,7 @@
  * its server (see docs/runtime.md, "Limits").
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
@@ -228,12 +229,19 @@ static void *timer_main(void *arg)
 			uint64_t seq = atomic_load_explicit(&s->run_seq, memory_order_relaxed);
 			uint64_t start = atomic_load_explicit(&s->run_start, memory_order_relaxed);
 			int prio = atomic_load_explicit(&s->cur_prio, memory_order_relaxed);
-			if (now < start || !rt->pol->tick(rt->pd, i, prio, now - start, slice))
+			if (now < start)
 				continue;
-			if (seq != atomic_load_explicit(&s->sig_seq, memory_order_relaxed))
+			bool claimed =
+			    seq == atomic_load_explicit(&s->sig_seq, memory_order_relaxed);
+			/* sig_ns may be later than now (a waking worker's claim): no resend then */
+			uint64_t sig_ns = atomic_load_explicit(&s->sig_ns, memory_order_relaxed);
+			if (claimed && (now < sig_ns || now - sig_ns < resend))
+				continue;
+			if (!rt->pol->tick(rt->pd, i, prio, now - start, slice))
+				continue;
+			if (!claimed)
 				signal_run(rt, s, seq);
-			else if (now - atomic_load_explicit(&s->sig_ns, memory_order_relaxed) >=
-				 resend)
+			else
 				send_signal(rt, s); /* resend: see above */
 		}
 	}
