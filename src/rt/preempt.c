@@ -8,7 +8,7 @@
  * a worker that woke up behind busy servers is seen), and for each server that runs a worker it
  * reads the run's start, number and priority (written by whoever started the run: run_thread or
  * switch_to) and asks the policy's tick(); a 1 sends the preemption signal to the worker's thread
- * (tgkill), once per run.
+ * (tgkill), once per run (again a slice later if the run still goes on: timer_main).
  *
  * How: the handler goes through the ABI's own block and wake points, as a
  * worker that slept in the kernel would: umcg_block_point() makes the
