@@ -113,10 +113,18 @@ static int block_transition(struct umcg_task *t)
  * atomics only keep a handler's view coherent with the code it
  * interrupted.
  */
-int umcg__block_point(struct umcg_ktask *k)
+/* k's struct if these hooks act for k (a worker, user-space backend), else NULL. */
+static struct umcg_task *hooked(struct umcg_ktask *k)
 {
 	struct umcg_task *t = atomic_load_explicit(&k->self, memory_order_relaxed);
-	if (!t || !k->worker || umcg__on_kernel()) /* the kernel's hooks do it: backend.c */
+	/* on the kernel backend the kernel's hooks do it: backend.c */
+	return t && k->worker && !umcg__on_kernel() ? t : NULL;
+}
+
+int umcg__block_point(struct umcg_ktask *k)
+{
+	struct umcg_task *t = hooked(k);
+	if (!t)
 		return 0;
 	if (atomic_fetch_add(&k->hook_depth, 1) != 0)
 		return 0; /* nested in a blocked section or a wake point: no-op */
@@ -125,8 +133,8 @@ int umcg__block_point(struct umcg_ktask *k)
 
 int umcg__block_point_unpaired(struct umcg_ktask *k)
 {
-	struct umcg_task *t = atomic_load_explicit(&k->self, memory_order_relaxed);
-	if (!t || !k->worker || umcg__on_kernel())
+	struct umcg_task *t = hooked(k);
+	if (!t)
 		return 0;
 	if (atomic_fetch_add(&k->hook_depth, 1) == 0 && block_transition(t))
 		return 1;
@@ -186,8 +194,8 @@ void umcg__wake_idle_server(struct umcg_task *t)
 
 int umcg__wake_point(struct umcg_ktask *k)
 {
-	struct umcg_task *t = atomic_load_explicit(&k->self, memory_order_relaxed);
-	if (!t || !k->worker || umcg__on_kernel())
+	struct umcg_task *t = hooked(k);
+	if (!t)
 		return 0;
 	int depth = atomic_load(&k->hook_depth);
 	if (depth > 1) {
