@@ -41,7 +41,8 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(O)/tests/%)
 TEST_LIB := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 BENCH_LIB := bench/bench_common.c bench/bench_cycle.c
 BENCH_SRC := $(sort $(filter-out $(BENCH_LIB),$(wildcard bench/*.c)))
-BENCH_BIN := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(O)/bench/%) $(O)/bench/bench_designs
+DESIGNS_SRC := $(sort $(wildcard bench/designs/*.c))
 PEER_SRC := $(sort $(wildcard bench/peers/*.c))
 PEER_BIN := $(PEER_SRC:bench/peers/%.c=$(O)/bench/%)
 PEER_RT_SRC := $(sort $(wildcard bench/peers/rt/*.c))
@@ -83,6 +84,11 @@ $(O)/tests/%: tests/%.c $(TEST_LIB) tests/*.h $(O)/libumcg.a $(HDRS)
 $(O)/bench/%: bench/%.c $(BENCH_LIB) bench/*.h $(O)/libumcg.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Ibench $< $(BENCH_LIB) $(O)/libumcg.a $(ALL_LDFLAGS) -lm -o $@
+
+# bench_designs: one benchmark in several files (bench/designs/main.c)
+$(O)/bench/bench_designs: $(DESIGNS_SRC) bench/designs/*.h $(BENCH_LIB) bench/*.h $(O)/libumcg.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Ibench -Ibench/designs $(DESIGNS_SRC) $(BENCH_LIB) $(O)/libumcg.a $(ALL_LDFLAGS) -lm -o $@
 
 # peers of the benchmarks: plain C, no libumcg
 $(O)/bench/%: bench/peers/%.c
