@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -147,4 +148,26 @@ bool du_check_running(struct su_worker *w)
 		    tries >= 100)
 			return false;
 	}
+}
+
+void du_run_pair_parked(struct du_pair *p)
+{
+	if (!du_detection_available())
+		return;
+	struct du_counts grew;
+	du_run_pair(p, &grew);
+	if (!th_on_kernel())
+		CHECK(grew.parks > 0);
+}
+
+void du_block_raw_read(struct du_pair *p)
+{
+	char c;
+	CHECK_EQ(syscall(SYS_read, p->fd[0], &c, 1), 1);
+}
+
+void du_release_raw_write(struct du_pair *p)
+{
+	char c = 'x';
+	CHECK_EQ(syscall(SYS_write, p->fd[1], &c, 1), 1);
 }

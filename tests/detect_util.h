@@ -90,6 +90,17 @@ struct du_counts {
 void du_run_pair(struct du_pair *p, struct du_counts *grew);
 
 /*
+ * du_run_pair() where detection is available (a no-op elsewhere), and
+ * also check that A slept, was taken and parked at least once (on the
+ * user-space backend: the kernel keeps no count).
+ */
+void du_run_pair_parked(struct du_pair *p);
+
+/* A pair's halves on p->fd: a raw read(2) of one byte, a raw write(2) of one. */
+void du_block_raw_read(struct du_pair *p);
+void du_release_raw_write(struct du_pair *p);
+
+/*
  * A worker may still be BLOCKED after a raw sleep (the switch-in alarm was
  * late, docs/detection.md "The window"): wait until it is parked and run
  * again (counted in du_late); fails the test after 2 s.
