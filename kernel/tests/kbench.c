@@ -13,7 +13,10 @@
  *           own word): per round trip 4 system calls, 2 wake-ups, 2
  *           context switches (bench/bench_switch.c's baseline)
  *   umcg    server -> worker -> server through sys_umcg_wait(): per round
- *           trip 2 system calls, 2 wake-ups, 2 context switches
+ *           trip 2 system calls, 2 wake-ups, 2 context switches; with the
+ *           hand-off (kernel.umcg_handoff=1: next_tid woken and switched
+ *           to in one __schedule()) and as "umcg2step" without it (=0:
+ *           try_to_wake_up(), then schedule()), alternated in one boot
  *
  * Each case runs -b batches of -n round trips; a batch's time / n is one
  * sample; printed: median, min and max of the samples, and per round trip
@@ -353,6 +356,17 @@ static void *blk_futex_thread(void *arg)
 	return NULL;
 }
 
+/* kernel.umcg_handoff (patch 0003's benchmark knob); -1 if absent */
+static int set_handoff(int on)
+{
+	FILE *f = fopen("/proc/sys/kernel/umcg_handoff", "w");
+
+	if (!f)
+		return -1;
+	fprintf(f, "%d\n", on);
+	return fclose(f) ? -1 : 0;
+}
+
 /* ---- driver ----------------------------------------------------------- */
 
 struct res {
@@ -453,11 +467,22 @@ int main(int argc, char **argv)
 			run_case("yield", 0, 0, yield_thread, yield_thread, NULL, &yield);
 			print(pn, "yield", &yield, &futex);
 		}
-		run_case("umcg", 0, p, umcg_server_thread, NULL, NULL, &um);
-		print(pn, "umcg", &um, &futex);
+		/*
+		 * umcg: the hand-off (kernel.umcg_handoff=1, patch 0003);
+		 * umcg2step: wake next_tid, then schedule() (=0); alternated,
+		 * three times each, in this boot and with this kernel image
+		 */
+		for (int r = 0; r < 3; r++) {
+			for (int h = 1; h >= 0; h--) {
+				if (!h && set_handoff(0))
+					break;	/* a kernel without the knob */
+				run_case("umcg", 0, p, umcg_server_thread, NULL, NULL, &um);
+				set_handoff(1);
+				print(pn, h ? "umcg" : "umcg2step", &um, &futex);
+			}
+		}
 		run_case("futex", 0, p, futex_thread, futex_thread, NULL, &futex);
 		print(pn, "futex2", &futex, NULL);
-		print(pn, "umcg", &um, &futex);
 		/* block hook, per cycle: -c cycles as one batch */
 		for (blk_mode = 0; blk_mode < 2; blk_mode++) {
 			const char *bn[2][2] = {{"blkfx", "hookfx"}, {"blksl", "hooksl"}};
