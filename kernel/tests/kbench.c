@@ -11,7 +11,9 @@
  *           switches (sw/rt says how many), no sleep and no wake-up
  *   futex   a futex ping-pong (FUTEX_WAKE the other, FUTEX_WAIT on our
  *           own word): per round trip 4 system calls, 2 wake-ups, 2
- *           context switches (bench/bench_switch.c's baseline)
+ *           context switches (bench/bench_switch.c's baseline); fewer
+ *           sleeps when a FUTEX_WAKE preempts its caller (involuntary
+ *           switches in sw/rt), whose FUTEX_WAIT then finds its word posted
  *   umcg    server -> worker -> server through sys_umcg_wait(): per round
  *           trip 2 system calls, 2 wake-ups, 2 context switches; with the
  *           hand-off (kernel.umcg_handoff=1: next_tid woken and switched
@@ -99,7 +101,7 @@ static struct {
 	int cpu[2];
 	_Atomic uint32_t sem[2];
 	_Atomic int go, turn;
-	struct sw sw[2];	/* per thread, over all batches */
+	struct sw sw[2]; /* per thread, over all batches */
 	uint64_t *samples;
 	/* umcg */
 	struct group g;
@@ -258,7 +260,7 @@ static void *umcg_server_thread(void *arg)
 	B.sw[0] = rusage_now();
 	B.sw[0].vol -= s0.vol;
 	B.sw[0].invol -= s0.invol;
-	run(&B.srv, w);	/* the worker finishes */
+	run(&B.srv, w); /* the worker finishes */
 	CHECK(atomic_load(&w->done));
 	pthread_join(w->th, NULL);
 	CHECK(umcg_ctl(UMCG_CTL_UNREGISTER, NULL) == 0);
@@ -329,7 +331,7 @@ static void *blk_server_thread(void *arg)
 		w = take_one(&B.g, 10000);
 	}
 	atomic_store(&blk_stop, 1);
-	run(&B.srv, w);	/* the worker finishes */
+	run(&B.srv, w); /* the worker finishes */
 	CHECK(atomic_load(&w->done));
 	pthread_join(w->th, NULL);
 	CHECK(umcg_ctl(UMCG_CTL_UNREGISTER, NULL) == 0);
@@ -371,11 +373,11 @@ static int set_handoff(int on)
 
 struct res {
 	uint64_t med, min, max;
-	double sw[2][2];	/* [thread][vol, invol] per round trip */
+	double sw[2][2]; /* [thread][vol, invol] per round trip */
 };
 
-static void run_case(const char *name, int c0, int c1, void *(*t0)(void *),
-		     void *(*t1)(void *), void (*single)(void), struct res *r)
+static void run_case(const char *name, int c0, int c1, void *(*t0)(void *), void *(*t1)(void *),
+		     void (*single)(void), struct res *r)
 {
 	int nsamples = strncmp(name, "blk", 3) ? nbatch : nbatch * nper;
 
@@ -427,7 +429,7 @@ int main(int argc, char **argv)
 	int opt, same = 1, diff = 1;
 	struct res null, timer, yield, futex, um;
 
-	(void)kt_main;	/* kt.h's test driver: not used here */
+	(void)kt_main; /* kt.h's test driver: not used here */
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while ((opt = getopt(argc, argv, "n:b:c:p:")) != -1) {
@@ -450,7 +452,8 @@ int main(int argc, char **argv)
 	CHECK(B.samples);
 	printf("kbench: %d batches x %d round trips; med/min/max of the batch means; "
 	       "sw/rt = voluntary+involuntary switches per round trip of thread 0 "
-	       "(server, A) and 1 (worker, B)\n", nbatch, nper);
+	       "(server, A) and 1 (worker, B)\n",
+	       nbatch, nper);
 	run_case("null", 0, 0, NULL, NULL, run_null, &null);
 	run_case("timer", 0, 0, NULL, NULL, run_timer, &timer);
 	for (int p = 0; p < 2; p++) {
@@ -475,7 +478,7 @@ int main(int argc, char **argv)
 		for (int r = 0; r < 3; r++) {
 			for (int h = 1; h >= 0; h--) {
 				if (!h && set_handoff(0))
-					break;	/* a kernel without the knob */
+					break; /* a kernel without the knob */
 				run_case("umcg", 0, p, umcg_server_thread, NULL, NULL, &um);
 				set_handoff(1);
 				print(pn, h ? "umcg" : "umcg2step", &um, &futex);

@@ -349,7 +349,7 @@ static void handoff_common(int wcpu)
 
 	CHECK(handoff_get() == 1); /* the default */
 	server_register(&srv, &grp);
-	pin_to(wcpu);	/* inherited by the worker: it never migrates itself */
+	pin_to(wcpu); /* inherited by the worker: it never migrates itself */
 	worker_start(&w, &grp, &srv, fn_pinned);
 	pin_to(0);
 	CHECK(take_one(&grp, 5000) == &w);
@@ -366,8 +366,8 @@ static void handoff_common(int wcpu)
 		}
 		CHECK(getrusage(RUSAGE_THREAD, &r1) == 0);
 		/* the first run of a third may also pay the sysctl's page faults */
-		printf("  part %d (hand-off %s): server: %ld voluntary switches for 300 runs\n", part,
-		       part != 1 ? "on" : "off", r1.ru_nvcsw - r0.ru_nvcsw);
+		printf("  part %d (hand-off %s): server: %ld voluntary switches for 300 runs\n",
+		       part, part != 1 ? "on" : "off", r1.ru_nvcsw - r0.ru_nvcsw);
 		if (wcpu == 0)
 			CHECK(r1.ru_nvcsw - r0.ru_nvcsw >= 300 && r1.ru_nvcsw - r0.ru_nvcsw <= 310);
 	}
