@@ -48,6 +48,7 @@ if [ "${KBENCH:-0}" = 1 ]; then
 	mkdir -p "$root/bench"
 	cp "$here"/../build/static/bench/bench_* "$here"/../build/static/bench/demo_pthreads \
 		"$here"/../build/static/examples/fifo_demo "$root/bench/"
+	gcc $CFLAGS -I"$here/tests" "$here/tests/kbench.c" -o "$root/bench/kbench"
 	cp "${KBENCH_CMDS:-$here/scripts/bench.cmds}" "$root/bench/cmds"
 fi
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$KBUILD/initramfs.cpio.gz"

@@ -3,11 +3,14 @@
  * test_sched.c - server/worker scheduling through the kernel: round trip,
  * blocking that no wrapper sees (raw read on an empty pipe, nanosleep,
  * a contended futex) handed to the server at once and queued IDLE on
- * wake, LOCKED, the idle-servers stack, WF_CURRENT_CPU.
+ * wake, LOCKED, the idle-servers stack, WF_CURRENT_CPU, the direct
+ * hand-off (on, off, and its fallback for a wakee pinned elsewhere).
  */
 #include <linux/futex.h>
 
 #include "kts.h"
+
+#include <sys/resource.h>
 
 static struct umcg_task srv;
 static struct group grp;
@@ -290,6 +293,104 @@ static void wf_current_cpu(void)
 	pthread_join(w.th, NULL);
 }
 
+/* ---- the direct hand-off (patch 0003) --------------------------------- */
+
+static int handoff_get(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/umcg_handoff", "r");
+	int v = -1;
+
+	CHECK(f);
+	CHECK(fscanf(f, "%d", &v) == 1);
+	fclose(f);
+	return v;
+}
+
+static void handoff_set(int v)
+{
+	FILE *f = fopen("/proc/sys/kernel/umcg_handoff", "w");
+
+	CHECK(f);
+	fprintf(f, "%d\n", v);
+	CHECK(fclose(f) == 0);
+	CHECK(handoff_get() == v);
+}
+
+static void pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	CHECK(sched_setaffinity(0, sizeof(set), &set) == 0);
+}
+
+/* the worker inherits its CPU from the server's affinity at creation */
+static void fn_pinned(struct worker *w)
+{
+	for (int i = 0; i < 900; i++) {
+		atomic_store(&cpu_seen, sched_getcpu());
+		atomic_fetch_add(&w->phase, 1);
+		worker_yield(w);
+	}
+}
+
+/*
+ * 900 round trips in three thirds: hand-off on, off (kernel.umcg_handoff=0:
+ * wake, then schedule()), on again; the worker pinned to wcpu, the server
+ * to CPU 0. wcpu 0: the hand-off's own path, exactly one voluntary switch
+ * of the server per run; wcpu 1: the wakee may not run on the server's
+ * CPU, the hand-off falls back to a remote wake-up.
+ */
+static void handoff_common(int wcpu)
+{
+	static struct worker w;
+	struct rusage r0, r1;
+
+	CHECK(handoff_get() == 1); /* the default */
+	server_register(&srv, &grp);
+	pin_to(wcpu); /* inherited by the worker: it never migrates itself */
+	worker_start(&w, &grp, &srv, fn_pinned);
+	pin_to(0);
+	CHECK(take_one(&grp, 5000) == &w);
+	for (int part = 0; part < 3; part++) {
+		handoff_set(part != 1);
+		CHECK(getrusage(RUSAGE_THREAD, &r0) == 0);
+		for (int i = 1; i <= 300; i++) {
+			uint32_t st = run(&srv, &w);
+
+			CHECK((st & UMCG_TF_STATE_MASK) == UMCG_TASK_IDLE);
+			CHECK(atomic_load(&w.phase) == part * 300 + i);
+			CHECK(atomic_load(&cpu_seen) == wcpu);
+			CHECK(kt_load(&srv.state) == UMCG_TASK_RUNNING);
+		}
+		CHECK(getrusage(RUSAGE_THREAD, &r1) == 0);
+		/* the first run of a third may also pay the sysctl's page faults */
+		printf("  part %d (hand-off %s): server: %ld voluntary switches for 300 runs\n",
+		       part, part != 1 ? "on" : "off", r1.ru_nvcsw - r0.ru_nvcsw);
+		if (wcpu == 0)
+			CHECK(r1.ru_nvcsw - r0.ru_nvcsw >= 300 && r1.ru_nvcsw - r0.ru_nvcsw <= 310);
+	}
+	handoff_set(1);
+	run(&srv, &w);
+	CHECK(atomic_load(&w.done));
+	pthread_join(w.th, NULL);
+}
+
+static void handoff_same_cpu(void)
+{
+	handoff_common(0);
+}
+
+static void handoff_other_cpu(void)
+{
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+		printf("  one CPU: nothing to test\n");
+		return;
+	}
+	handoff_common(1);
+}
+
 KT_MAIN(KT_CASE(round_trip), KT_CASE(block_pipe_read), KT_CASE(block_nanosleep),
 	KT_CASE(block_futex), KT_CASE(locked), KT_CASE(idle_server_stack), KT_CASE(idle_server_two),
-	KT_CASE(wf_current_cpu))
+	KT_CASE(wf_current_cpu), KT_CASE(handoff_same_cpu), KT_CASE(handoff_other_cpu))
