@@ -171,7 +171,7 @@ void su_worker_finish(struct su_worker *w)
 		th_fail(__FILE__, __LINE__, "worker %ld: still registered", w->id);
 }
 
-bool su_check_running(struct su_worker *w)
+bool su_running_ok(struct su_worker *w)
 {
 	/*
 	 * LOCKED for the check: with transparent block detection a worker can
@@ -186,6 +186,12 @@ bool su_check_running(struct su_worker *w)
 		  atomic_load(&s->current) == w;
 	if (locked)
 		umcg_state_store(&w->task, UMCG_TASK_RUNNING);
+	return ok;
+}
+
+bool su_check_running(struct su_worker *w)
+{
+	bool ok = su_running_ok(w);
 	if (!ok)
 		atomic_fetch_add(&w->g->bad_state, 1);
 	return ok;

@@ -176,6 +176,8 @@ int su_yield(struct su_worker *w, uint64_t abs_timeout);
 void su_switch_to(struct su_worker *w, struct su_worker *to);
 
 /* Worker: true (and nothing counted) if the running invariant holds. */
+/* su_check_running() without counting a failure in g->bad_state (for retries). */
+bool su_running_ok(struct su_worker *w);
 bool su_check_running(struct su_worker *w);
 
 /*

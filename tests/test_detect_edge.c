@@ -32,7 +32,6 @@
 #include "util/util.h"
 #include <linux/perf_event.h>
 
-
 /* ---- unavailable: said once on stderr, explicit points instead ------------------------ */
 
 static void expect_fallback(struct su_worker *w)
@@ -131,6 +130,10 @@ TEST_T(page_faults_on_an_evicted_mapping, 120)
 	char path[64];
 	snprintf(path, sizeof path, "/var/tmp/umcg-test-pf-%d", (int)getpid());
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 && errno == ENOENT) { /* the test guest: no /var/tmp, no disk */
+		printf("    skipped: no /var/tmp to put a file on a disk\n");
+		return;
+	}
 	CHECK(fd >= 0);
 	unlink(path);
 	pf_len = 4 << 20;

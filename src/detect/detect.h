@@ -91,8 +91,28 @@ bool umcg__det_alarm_arm(struct umcg_ktask *w);
 /* Only open it (disabled), so that arming is one ioctl right after a last look. */
 bool umcg__det_alarm_open(struct umcg_ktask *w);
 void umcg__det_alarm_disarm(struct umcg_ktask *w);
+/* Drop the alarm's records (the relay: a full ring would record, and wake, no more). */
+void umcg__det_alarm_drain(struct umcg_ktask *w);
+/*
+ * Open a switch-record event on thread tid with its ring (*len bytes
+ * mapped), a wake-up every `wakeup` bytes: the fd, or -errno (*ring NULL:
+ * perf_event_open failed, else the mmap: perf_event_mlock_kb /
+ * RLIMIT_MEMLOCK).
+ */
+int umcg__det_event_open(uint32_t tid, uint32_t wakeup, void **ring, size_t *len);
 /* data_head of w's ring, not consumed: has anything been recorded? */
 uint64_t umcg__det_ring_head(struct umcg_ktask *w);
+
+/* ---- relay.c: the alarm's signal where the kernel does not send it ---------- */
+/* Must a thread of ours send the alarm's signal? (asked once: a probe) */
+bool umcg__det_relay_needed(void);
+/*
+ * At a worker's detection open (an ordinary thread, unlike a SCHED_IDLE
+ * watcher): probe, and start the relay thread if it is needed.
+ */
+void umcg__det_relay_prepare(void);
+/* Watch w's (disabled, empty) alarm: signal w when it records while TAKEN_RAW. */
+bool umcg__det_relay_add(struct umcg_ktask *w, int alarm_fd);
 
 /* ---- takeover.c: the server's side ----------------------------------------- */
 /*

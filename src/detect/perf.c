@@ -193,12 +193,7 @@ static void unlock_ring(struct umcg_ktask *w)
 	atomic_store_explicit(&w->det_lock, 0, memory_order_release);
 }
 
-/*
- * The switch-record event on k's thread with its ring; a wake-up every
- * `wakeup` bytes. The fd, or -errno (*ring NULL: perf_event_open failed,
- * else the mmap: perf_event_mlock_kb / RLIMIT_MEMLOCK).
- */
-static int open_event(struct umcg_ktask *k, uint32_t wakeup, void **ring)
+int umcg__det_event_open(uint32_t tid, uint32_t wakeup, void **ring, size_t *len)
 {
 	struct perf_event_attr a;
 	memset(&a, 0, sizeof a);
@@ -210,13 +205,12 @@ static int open_event(struct umcg_ktask *k, uint32_t wakeup, void **ring)
 	a.exclude_hv = 1;
 	a.watermark = 1;
 	a.wakeup_watermark = wakeup;
-	pid_t tid = (pid_t)atomic_load_explicit(&k->tid, memory_order_relaxed);
 	*ring = NULL;
-	int fd = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	*len = page_size() * (1 + RING_PAGES);
+	int fd = (int)syscall(SYS_perf_event_open, &a, (pid_t)tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	void *m =
-	    mmap(NULL, page_size() * (1 + RING_PAGES), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *m = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED) {
 		int e = errno;
 		close(fd);
@@ -225,6 +219,14 @@ static int open_event(struct umcg_ktask *k, uint32_t wakeup, void **ring)
 	}
 	*ring = m;
 	return fd;
+}
+
+/* The switch-record event on k's thread (umcg__det_event_open). */
+static int open_event(struct umcg_ktask *k, uint32_t wakeup, void **ring)
+{
+	size_t len;
+	return umcg__det_event_open(atomic_load_explicit(&k->tid, memory_order_relaxed), wakeup,
+				    ring, &len);
 }
 
 int umcg__det_open(struct umcg_ktask *k, bool by_default)
@@ -246,7 +248,8 @@ int umcg__det_open(struct umcg_ktask *k, bool by_default)
 			  -fd);
 		return fd;
 	}
-	lock_ring(k); /* the watchers read det_ring under it */
+	umcg__det_relay_prepare(); /* once per process (and per fork child) */
+	lock_ring(k);		   /* the watchers read det_ring under it */
 	k->det_ring = ring;
 	k->det_last = DET_LAST_IN; /* we are running */
 	atomic_store_explicit(&k->det_fd, fd, memory_order_relaxed);
@@ -357,6 +360,14 @@ int umcg__det_ring_last(struct umcg_ktask *w)
 }
 
 /* Open w's alarm (first raw take-over only: ~30 us), disabled, kept; false if it cannot be had. */
+/* The relay (relay.c) sends the alarm's signal: asked before lock_ring (it may probe). */
+static _Atomic bool alarm_relay;
+
+static void alarm_mode(void)
+{
+	atomic_store_explicit(&alarm_relay, umcg__det_relay_needed(), memory_order_relaxed);
+}
+
 static bool alarm_open_locked(struct umcg_ktask *w)
 {
 	if (w->alarm_fd >= 0)
@@ -373,8 +384,12 @@ static bool alarm_open_locked(struct umcg_ktask *w)
 	}
 	pid_t tid = (pid_t)atomic_load_explicit(&w->tid, memory_order_relaxed);
 	struct f_owner_ex own = {.type = F_OWNER_TID, .pid = tid};
-	if (ioctl(fd, PERF_EVENT_IOC_DISABLE, 0) || fcntl(fd, F_SETOWN_EX, &own) ||
-	    fcntl(fd, F_SETSIG, umcg__detect_signal()) || fcntl(fd, F_SETFL, O_ASYNC)) {
+	/* relay: a thread of ours sends the signal (relay.c); else the kernel does */
+	bool relay = atomic_load_explicit(&alarm_relay, memory_order_relaxed);
+	if (ioctl(fd, PERF_EVENT_IOC_DISABLE, 0) ||
+	    (relay ? !umcg__det_relay_add(w, fd)
+		   : fcntl(fd, F_SETOWN_EX, &own) || fcntl(fd, F_SETSIG, umcg__detect_signal()) ||
+			 fcntl(fd, F_SETFL, O_ASYNC))) {
 		munmap(ring, page_size() * (1 + RING_PAGES));
 		close(fd);
 		return false;
@@ -386,6 +401,7 @@ static bool alarm_open_locked(struct umcg_ktask *w)
 
 bool umcg__det_alarm_open(struct umcg_ktask *w)
 {
+	alarm_mode();
 	lock_ring(w); /* against the owner's umcg__det_close() */
 	bool ok = w->det_ring && alarm_open_locked(w);
 	unlock_ring(w);
@@ -394,6 +410,7 @@ bool umcg__det_alarm_open(struct umcg_ktask *w)
 
 bool umcg__det_alarm_arm(struct umcg_ktask *w)
 {
+	alarm_mode();
 	lock_ring(w); /* against the owner's umcg__det_close() */
 	bool ok = w->det_ring && alarm_open_locked(w) &&
 		  ioctl(w->alarm_fd, PERF_EVENT_IOC_ENABLE, 0) == 0;
@@ -409,16 +426,29 @@ bool umcg__det_alarm_arm(struct umcg_ktask *w)
 	return ok;
 }
 
+/* Under lock_ring: drop the alarm's records, so that the next one has room. */
+static void alarm_drain_locked(struct umcg_ktask *w)
+{
+	struct perf_event_mmap_page *mp = w->alarm_ring;
+	__atomic_store_n(&mp->data_tail, __atomic_load_n(&mp->data_head, __ATOMIC_ACQUIRE),
+			 __ATOMIC_RELEASE);
+}
+
 void umcg__det_alarm_disarm(struct umcg_ktask *w)
 {
 	lock_ring(w);
 	if (w->alarm_fd >= 0) {
 		ioctl(w->alarm_fd, PERF_EVENT_IOC_DISABLE, 0);
-		/* drop its records, so that the next arming has room to write one */
-		struct perf_event_mmap_page *mp = w->alarm_ring;
-		__atomic_store_n(&mp->data_tail, __atomic_load_n(&mp->data_head, __ATOMIC_ACQUIRE),
-				 __ATOMIC_RELEASE);
+		alarm_drain_locked(w); /* the next arming has room to write one */
 	}
+	unlock_ring(w);
+}
+
+void umcg__det_alarm_drain(struct umcg_ktask *w)
+{
+	lock_ring(w);
+	if (w->alarm_fd >= 0)
+		alarm_drain_locked(w);
 	unlock_ring(w);
 }
 
@@ -429,7 +459,7 @@ __attribute__((destructor)) static void det_report(void)
 	fprintf(stderr,
 		"libumcg detection: taken_sys %llu taken_raw %llu parks %llu woke_early %llu "
 		"no_alarm %llu "
-		"watcher_sleeps %llu eintr %llu signals %llu not_running %llu\n",
+		"watcher_sleeps %llu eintr %llu signals %llu not_running %llu relayed %llu\n",
 		(unsigned long long)umcg__det_counts.taken_sys,
 		(unsigned long long)umcg__det_counts.taken_raw,
 		(unsigned long long)umcg__det_counts.parks,
@@ -438,5 +468,6 @@ __attribute__((destructor)) static void det_report(void)
 		(unsigned long long)umcg__det_counts.watcher_sleeps,
 		(unsigned long long)umcg__det_counts.eintr,
 		(unsigned long long)umcg__det_counts.signals,
-		(unsigned long long)umcg__det_counts.not_running);
+		(unsigned long long)umcg__det_counts.not_running,
+		(unsigned long long)umcg__det_counts.relayed);
 }

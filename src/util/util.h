@@ -35,12 +35,13 @@ extern __thread struct umcg__stats umcg__stats;
  * for want of an alarm (limits), watcher futex sleeps, and detection
  * signals that interrupted a sleeping call (it fails with EINTR), and
  * rings that overflowed (state re-read from /proc), and sleeps not taken
- * because the worker was not RUNNING (LOCKED, or BLOCKED already).
+ * because the worker was not RUNNING (LOCKED, or BLOCKED already), and
+ * switch-in alarms signalled by the relay thread (relay.c).
  * Relaxed counters.
  */
 struct umcg__det_counts {
 	_Atomic uint64_t taken_sys, taken_raw, parks, woke_early, no_alarm, watcher_sleeps, eintr,
-	    lost, signals, not_running;
+	    lost, signals, not_running, relayed;
 };
 extern struct umcg__det_counts umcg__det_counts;
 
