@@ -4,8 +4,11 @@
  * about each running worker, and the signal handler that parks a worker.
  *
  * Who: with attr.preempt_slice_ns set, a plain thread (not a UMCG task)
- * wakes four times per slice, moves the idle-workers list into the policy (so that
- * a worker that woke up behind busy servers is seen), and for each server that runs a worker it
+ * sleeps until something may make a tick answer 1 (see "When the timer
+ * looks" below: work queued behind busy servers, a worker that woke up
+ * behind them, the earliest slice end while work waits), moves the
+ * idle-workers list into the policy (so that a worker that woke up behind
+ * busy servers is seen), and for each server that runs a worker it
  * reads the run's start, number and priority (written by whoever started the run: run_thread or
  * switch_to) and asks the policy's tick(); a 1 sends the preemption signal to the worker's thread
  * (tgkill), once per run (again a slice later if the run still goes on: timer_main).
@@ -20,14 +23,19 @@
  * woke up; the "preempted" mark is the runtime's.
  *
  * Wake-up preemption: a worker that comes back from umcg_rt_sleep_ns()
- * does not wait for the timer's next look (up to a quarter slice): before
- * it queues itself it signals, itself, the running worker of lowest
- * priority if that is lower than its own (rt__wake_preempt). Whoever
- * signals a run first claims it with a CAS on the server's sig_seq, so a
- * run gets one signal. If the preempted worker's server looks at the
- * idle-workers list before the waking worker is on it (the signal has to
- * reach the other worker and its server has to wake up first, so this is
- * rare), it runs what it finds and the timer's next tick preempts again.
+ * on the user-space backend signals, itself, before it queues itself,
+ * the running worker of lowest priority if that is lower than its own
+ * (rt__wake_preempt). Every other wake-up behind busy servers (a wrapped
+ * or detected call; any wake-up on the kernel backend, whose wake hook
+ * queues the worker before it returns to user space) reaches the timer
+ * through the wake point's eventfd write: the workers' idle_fd_ptr is the
+ * timer's eventfd (stack and tid designs) or the group's, which the timer
+ * watches too (eventfd design), and the ABI writes it when no idle server
+ * was found. Whoever signals a run first claims it with a CAS on the
+ * server's sig_seq, so a run gets one signal. If the preempted worker's
+ * server looks at the idle-workers list before the waking worker is on
+ * it, it runs what it finds; the timer, woken by the waking worker's
+ * eventfd write, preempts again.
  *
  * When not: umcg_block_point() does nothing unless the worker is RUNNING
  * and not LOCKED, so a worker that is handing its server back, parked,
@@ -41,11 +49,14 @@
  * its server (see docs/runtime.md, "Limits").
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -130,10 +141,21 @@ static void handler(int sig)
 
 void rt__run_started(struct rt_server *s, struct rt_thread *th)
 {
+	struct umcg_rt *rt = s->rt;
 	struct umcg_rt_worker *w = atomic_load_explicit(&th->cur, memory_order_relaxed);
+	uint64_t start = umcg_now_ns();
 	atomic_store_explicit(&s->cur_prio, w ? w->prio : 0, memory_order_relaxed);
-	atomic_store_explicit(&s->run_start, umcg_now_ns(), memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->run_seq, 1, memory_order_relaxed);
+	atomic_store_explicit(&s->run_start, start, memory_order_relaxed);
+	/*
+	 * seq_cst (and a release of the stores above): the store-load pair
+	 * with the timer's tnext store and its re-read of run_seq ("When the
+	 * timer looks", rule 2). Then: if work waits and this slice ends
+	 * before the timer's next planned look, poke it.
+	 */
+	atomic_fetch_add(&s->run_seq, 1);
+	if (atomic_load(&rt->nr_queued) > 0 &&
+	    start + rt->attr.preempt_slice_ns < atomic_load(&rt->tnext))
+		rt__timer_poke(rt);
 }
 
 static void send_signal(struct umcg_rt *rt, struct rt_server *s)
@@ -182,17 +204,196 @@ void rt__wake_preempt(struct rt_thread *self)
 	}
 }
 
+/*
+ * When the timer looks (it sleeps otherwise, in epoll on its eventfd tfd).
+ * A run can only be preempted when work is queued (nr_queued > 0: a tick
+ * answers 1 for queued work of higher priority, or of the same one once
+ * the run has used its slice). So the timer looks exactly when something
+ * may have changed for a tick:
+ *   1. work was queued behind busy servers: rt__kick() found no idle
+ *      server to wake and calls rt__timer_poke(); and a worker that woke
+ *      up behind busy servers (the ABI's wake point, user space or kernel)
+ *      finds no idle server on the stack (or tid word) and writes the
+ *      eventfd at its idle_fd_ptr, which is tfd (eventfd design: the
+ *      group's eventfd, on which the timer waits with the servers);
+ *   2. a run started while work is queued and its slice ends before the
+ *      timer's next planned look (rt__run_started pokes);
+ *   3. its planned look: the earliest slice end (start + slice) of a run
+ *      not yet at its slice, or the resend of a signalled run (sig_ns +
+ *      resend), both only while work is queued.
+ * Whatever a look finds (it drains the idle-workers list into the policy,
+ * wakes idle servers for what it queued, and asks tick about each run),
+ * the next one is never less than GAP after it (a rate limit against a
+ * stream of pokes: at most the old fixed period's rate).
+ *
+ * No lost look (each "poke" below is: tgen += 1, then if tfd.waiters != 0
+ * write tfd; all seq_cst):
+ *   timer:  look (reads tgen = g0 first, run_seq of each server) ; store
+ *           tnext ; waiters += 1 (tfd, and the group's in the eventfd
+ *           design, each followed by a re-check of the idle-workers list:
+ *           umcg_idle_fd_prepare) ; re-read tgen and every run_seq: any
+ *           change -> no sleep, look again ; else epoll until tnext ;
+ *           waiters -= 1 and consume the counters (umcg_idle_fd_finish).
+ *   rule 1: nr_queued += 1 (RMW) ... poke. If the waker reads waiters == 0,
+ *           the timer's increment is later in the single total order, so
+ *           its re-read of tgen sees the poke; else the write wakes it (an
+ *           eventfd counter stays readable until consumed). The ABI's wake
+ *           point is the same pair on the list head (umcg_idle.h).
+ *   rule 2: run_seq += 1 (RMW) ; load nr_queued ; load tnext. If that load
+ *           of tnext precedes the timer's store, the timer's later re-read
+ *           of run_seq sees the new run (a look again); else the starter
+ *           sees the planned look and pokes if its slice ends earlier. If
+ *           it reads nr_queued == 0, whoever queues later pokes (rule 1)
+ *           after its RMW, and the look that follows reads run_seq later
+ *           in the total order: it sees this run. run_seq's RMW is a release
+ *           of run_start and cur_prio, read after the timer's (seq_cst,
+ *           acquire) load of run_seq; the enqueue's queue (the policy's
+ *           lock, prio's mask) is published to the timer by the poke's
+ *           tgen RMW (release) and the timer's load of tgen (acquire).
+ * The eventfd design shares the group's eventfd with the idle servers: a
+ * server's wake-up that the timer consumes (read) is repaired by the
+ * timer itself, which drains and wakes idle servers for queued work after
+ * every wait (rt__kick_idle retries until the counted server waits). Its
+ * epoll entry is EPOLLEXCLUSIVE and added after the servers' (it starts
+ * after them), so a write wakes a waiting server first, the timer only
+ * when no server waits.
+ */
+enum { GAP_NS = 50000 };
+
+static void sleep_until(uint64_t t)
+{
+	struct timespec ts = {(time_t)(t / 1000000000ull), (long)(t % 1000000000ull)};
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+static inline uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* One look: returns the next planned look (UINT64_MAX: none). */
+static uint64_t timer_look(struct umcg_rt *rt, uint64_t slice, uint64_t resend)
+{
+	/*
+	 * Workers that woke up wait on the idle-workers list until a server
+	 * looks; with every server busy, that is when one is preempted. Hand
+	 * them to the policy now, so that its tick sees them (and wake an
+	 * idle server, if any: also for a wake-up we consumed, see above).
+	 */
+	rt__drain_idle_workers(rt, NULL);
+	rt__kick_idle(rt, NULL);
+	bool queued = atomic_load(&rt->nr_queued) > 0;
+	uint64_t now = umcg_now_ns(), next = UINT64_MAX;
+	for (int i = 0; i < rt->nr_servers; i++) {
+		struct rt_server *s = &rt->servers[i];
+		uint64_t seq = atomic_load(&s->run_seq); /* seq_cst: rule 2 */
+		rt->tseq[i] = seq;
+		struct rt_thread *th = atomic_load_explicit(&s->cur, memory_order_relaxed);
+		if (!th)
+			continue;
+		uint64_t start = atomic_load_explicit(&s->run_start, memory_order_relaxed);
+		int prio = atomic_load_explicit(&s->cur_prio, memory_order_relaxed);
+		if (now < start) {
+			if (queued)
+				next = min_u64(next, start + slice);
+			continue;
+		}
+		bool claimed = seq == atomic_load_explicit(&s->sig_seq, memory_order_relaxed);
+		/* sig_ns may be later than now (a waking worker's claim): no resend then */
+		uint64_t sig_ns = atomic_load_explicit(&s->sig_ns, memory_order_relaxed);
+		if (claimed && (now < sig_ns || now - sig_ns < resend)) {
+			if (queued)
+				next = min_u64(next, (now < sig_ns ? now : sig_ns) + resend);
+			continue;
+		}
+		if (rt->pol->tick(rt->pd, i, prio, now - start, slice)) {
+			if (!claimed)
+				signal_run(rt, s, seq);
+			else
+				send_signal(rt, s); /* resend: see timer_main */
+			next = min_u64(next, now + resend);
+			continue;
+		}
+		if (queued && now - start < slice)
+			next = min_u64(next, start + slice);
+	}
+	return next;
+}
+
+static bool runs_changed(struct umcg_rt *rt)
+{
+	for (int i = 0; i < rt->nr_servers; i++)
+		if (atomic_load(&rt->servers[i].run_seq) != rt->tseq[i]) /* seq_cst: rule 2 */
+			return true;
+	return false;
+}
+
+/* Sleep until `next` or a poke (see above). */
+static void timer_wait(struct umcg_rt *rt, uint64_t gen, uint64_t next)
+{
+	bool evfd = rt->grp.design == UMCG_IDLE_EVENTFD;
+	atomic_store(&rt->tnext, next); /* seq_cst: rule 2 */
+	if (!umcg_idle_fd_prepare(&rt->tfd, &rt->grp.idle_workers))
+		return;
+	bool grp = evfd && umcg_idle_fd_prepare(&rt->grp.idle_fd, &rt->grp.idle_workers);
+	if ((!evfd || grp) && atomic_load(&rt->tgen) == gen && !runs_changed(rt) &&
+	    !atomic_load(&rt->timer_stop)) {
+		struct timespec ts, *tp = NULL;
+		if (next != UINT64_MAX) {
+			uint64_t now = umcg_now_ns(), d = next > now ? next - now : 0;
+			ts.tv_sec = (time_t)(d / 1000000000ull);
+			ts.tv_nsec = (long)(d % 1000000000ull);
+			tp = &ts;
+		}
+		struct epoll_event ev[2];
+		int r = epoll_pwait2(rt->tepfd, ev, 2, tp, NULL);
+		if (r < 0 && errno == ENOSYS) { /* before Linux 5.11: ms, rounded up */
+			long ms = -1;
+			if (tp) {
+				uint64_t m = ((uint64_t)ts.tv_sec * 1000000000ull +
+					      (uint64_t)ts.tv_nsec + 999999) /
+					     1000000;
+				ms = m > INT_MAX ? INT_MAX : (long)m;
+			}
+			r = epoll_wait(rt->tepfd, ev, 2, (int)ms);
+		}
+		if (r < 0 && errno != EINTR)
+			rt__fatal("preemption timer: epoll wait: %s", strerror(errno));
+	}
+	umcg_idle_fd_finish(&rt->tfd);
+	if (grp)
+		umcg_idle_fd_finish(&rt->grp.idle_fd);
+	atomic_store(&rt->tnext, 0); /* awake: it looks again anyway (the re-check of rule 2) */
+}
+
+void rt__timer_poke(struct umcg_rt *rt)
+{
+	atomic_fetch_add(&rt->tgen, 1); /* seq_cst: rule 1 */
+	if (__atomic_load_n(&rt->tfd.waiters, __ATOMIC_SEQ_CST)) {
+		uint64_t one = 1;
+		/* EAGAIN (counter saturated): a wake-up is pending anyway */
+		if (write(rt->tfd.fd, &one, sizeof one) < 0 && errno != EAGAIN)
+			rt__fatal("preemption timer: eventfd write: %s", strerror(errno));
+	}
+}
+
+void rt__preempt_worker_init(struct umcg_rt *rt, struct umcg_task *t)
+{
+	/*
+	 * Stack and tid designs: a worker that wakes up behind busy servers
+	 * (no idle server on the stack or in the tid word) writes the timer's
+	 * eventfd (the ABI tries the eventfd after them). The eventfd design
+	 * keeps the group's eventfd, on which the timer waits too.
+	 */
+	if (rt->timer_on && rt->grp.design != UMCG_IDLE_EVENTFD)
+		t->idle_fd_ptr = (uint64_t)(uintptr_t)&rt->tfd;
+}
+
 static void *timer_main(void *arg)
 {
 	struct umcg_rt *rt = arg;
 	uint64_t slice = rt->attr.preempt_slice_ns;
-	/*
-	 * Wake 4 times per slice: a worker that woke up behind busy servers
-	 * waits for the next look at the idle-workers list, so this bounds
-	 * an urgent worker's wake-up latency to about a quarter slice (tick
-	 * itself decides when a slice is used up, from ran_ns).
-	 */
-	uint64_t period = slice / 4 > 50000 ? slice / 4 : 50000;
 	/*
 	 * A run signalled once that still runs, still to be preempted, a
 	 * whole slice (at least 1 ms) later gets the signal again. Normally
@@ -207,45 +408,27 @@ static void *timer_main(void *arg)
 	 * server for good.
 	 */
 	uint64_t resend = slice > 1000000 ? slice : 1000000;
-	struct timespec ts = {(time_t)(period / 1000000000ull), (long)(period % 1000000000ull)};
+	uint64_t last = 0;
 	while (!atomic_load(&rt->timer_stop)) {
-		clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
-		/*
-		 * Workers that woke up wait on the idle-workers list until a
-		 * server looks; with every server busy, that is when one is
-		 * preempted. Hand them to the policy now, so that its tick sees
-		 * them (and wake an idle server, if any).
-		 */
-		long before = atomic_load(&rt->nr_queued);
-		rt__drain_idle_workers(rt, NULL);
-		if (atomic_load(&rt->nr_queued) != before)
-			rt__kick(rt, NULL);
 		uint64_t now = umcg_now_ns();
-		for (int i = 0; i < rt->nr_servers; i++) {
-			struct rt_server *s = &rt->servers[i];
-			struct rt_thread *th = atomic_load_explicit(&s->cur, memory_order_relaxed);
-			if (!th)
-				continue;
-			uint64_t seq = atomic_load_explicit(&s->run_seq, memory_order_relaxed);
-			uint64_t start = atomic_load_explicit(&s->run_start, memory_order_relaxed);
-			int prio = atomic_load_explicit(&s->cur_prio, memory_order_relaxed);
-			if (now < start)
-				continue;
-			bool claimed =
-			    seq == atomic_load_explicit(&s->sig_seq, memory_order_relaxed);
-			/* sig_ns may be later than now (a waking worker's claim): no resend then */
-			uint64_t sig_ns = atomic_load_explicit(&s->sig_ns, memory_order_relaxed);
-			if (claimed && (now < sig_ns || now - sig_ns < resend))
-				continue;
-			if (!rt->pol->tick(rt->pd, i, prio, now - start, slice))
-				continue;
-			if (!claimed)
-				signal_run(rt, s, seq);
-			else
-				send_signal(rt, s); /* resend: see above */
-		}
+		if (last && now < last + GAP_NS)
+			sleep_until(last + GAP_NS);
+		last = umcg_now_ns();
+		uint64_t gen = atomic_load(&rt->tgen); /* seq_cst: rule 1 */
+		uint64_t next = timer_look(rt, slice, resend);
+		timer_wait(rt, gen, next);
 	}
 	return NULL;
+}
+
+static void timer_free(struct umcg_rt *rt)
+{
+	if (rt->tepfd >= 0)
+		close(rt->tepfd);
+	rt->tepfd = -1;
+	umcg_idle_fd_destroy(&rt->tfd);
+	free(rt->tseq);
+	rt->tseq = NULL;
 }
 
 int rt__preempt_start(struct umcg_rt *rt)
@@ -257,13 +440,30 @@ int rt__preempt_start(struct umcg_rt *rt)
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(rt->attr.preempt_signal, &sa, NULL))
 		return -1;
+	rt->tfd.fd = -1;
+	rt->tepfd = -1;
+	rt->tseq = calloc((size_t)rt->nr_servers, sizeof *rt->tseq);
+	struct epoll_event ev = {.events = EPOLLIN};
+	struct epoll_event gev = {.events = EPOLLIN | EPOLLEXCLUSIVE};
+	if (!rt->tseq || umcg_idle_fd_init(&rt->tfd) ||
+	    (rt->tepfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    epoll_ctl(rt->tepfd, EPOLL_CTL_ADD, rt->tfd.fd, &ev) ||
+	    (rt->grp.design == UMCG_IDLE_EVENTFD &&
+	     epoll_ctl(rt->tepfd, EPOLL_CTL_ADD, rt->grp.idle_fd.fd, &gev))) {
+		int e = rt->tseq ? errno : ENOMEM;
+		timer_free(rt);
+		errno = e;
+		return -1;
+	}
 	rt->timer_on = true;
 	int e = pthread_create(&rt->timer, NULL, timer_main, rt);
 	if (e) {
 		rt->timer_on = false;
+		timer_free(rt);
 		errno = e;
 		return -1;
 	}
+	pthread_setname_np(rt->timer, "umcg-rt-timer"); /* for ps, perf, the tests */
 	return 0;
 }
 
@@ -272,5 +472,9 @@ void rt__preempt_stop(struct umcg_rt *rt)
 	if (!rt->timer_on)
 		return;
 	atomic_store(&rt->timer_stop, 1);
+	uint64_t one = 1;
+	if (write(rt->tfd.fd, &one, sizeof one) < 0 && errno != EAGAIN)
+		rt__fatal("preemption timer: eventfd write: %s", strerror(errno));
 	pthread_join(rt->timer, NULL);
+	timer_free(rt);
 }

@@ -163,10 +163,15 @@ struct umcg_rt {
 	struct rt_thread *pool, *all;
 	_Atomic uint64_t spawns, pool_reuses, threads, exits, preempt_signals;
 	_Atomic uint64_t wakes, preempts; /* drained by the timer */
-	/* preemption timer (attr.preempt_slice_ns) */
+	/* preemption timer (attr.preempt_slice_ns; preempt.c, "When the timer looks") */
 	bool timer_on;
 	_Atomic int timer_stop;
 	pthread_t timer;
+	struct umcg_idle_fd tfd; /* the timer's eventfd; the workers' idle_fd_ptr (stack, tid) */
+	int tepfd;		/* the timer's epoll: tfd (+ the group's eventfd, eventfd design) */
+	_Atomic uint64_t tgen;	/* pokes (seq_cst): work queued behind busy servers */
+	_Atomic uint64_t tnext; /* the timer's next planned look (ns), UINT64_MAX: none */
+	uint64_t *tseq;		/* the timer's own: each server's run_seq at its last look */
 };
 
 /* ---- per-thread context ------------------------------------------------- */
@@ -263,8 +268,13 @@ int rt__server_hint(struct umcg_rt *rt);
  */
 void rt__make_runnable(struct umcg_rt *rt, struct umcg_rt_worker *w, unsigned flags);
 
-/* Wake an idle server while some are idle and work is queued (server.c). */
+/*
+ * Wake an idle server while some are idle and work is queued (server.c);
+ * if none was woken and work stays queued, poke the preemption timer.
+ * rt__kick_idle: only the first part; 1 if a server was woken.
+ */
 void rt__kick(struct umcg_rt *rt, struct rt_server *by);
+int rt__kick_idle(struct umcg_rt *rt, struct rt_server *by);
 
 /* Take the idle-workers list into the policy (server.c); s NULL: not a server. */
 void rt__drain_idle_workers(struct umcg_rt *rt, struct rt_server *s);
@@ -284,6 +294,10 @@ void rt__preempt_stop(struct umcg_rt *rt);
 /* Record the start of a run of th on s (for the timer). */
 void rt__run_started(struct rt_server *s, struct rt_thread *th);
 void rt__wake_preempt(struct rt_thread *self);
+/* Work was queued behind busy servers: make the timer look (preempt.c). */
+void rt__timer_poke(struct umcg_rt *rt);
+/* Point a new worker's idle_fd_ptr at the timer's eventfd (preempt.c). */
+void rt__preempt_worker_init(struct umcg_rt *rt, struct umcg_task *t);
 
 /* Tracing (trace.c): rt__trace only when s->trace is not NULL. */
 int rt__trace_init(struct umcg_rt *rt);

@@ -376,6 +376,7 @@ static void *thread_main(void *arg)
 	me->state = UMCG_TASK_IDLE;
 	me->api_version = UMCG_API_VERSION;
 	umcg_idle_group_worker_init(&rt->grp, me);
+	rt__preempt_worker_init(rt, me);
 	th->tid = umcg_gettid();
 	th->fresh = true; /* published by the ABI's push (release) */
 	/* queued as idle; returns once a server runs us */
