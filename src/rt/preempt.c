@@ -250,13 +250,17 @@ void rt__wake_preempt(struct rt_thread *self)
  *           acquire) load of run_seq; the enqueue's queue (the policy's
  *           lock, prio's mask) is published to the timer by the poke's
  *           tgen RMW (release) and the timer's load of tgen (acquire).
- * The eventfd design shares the group's eventfd with the idle servers: a
- * server's wake-up that the timer consumes (read) is repaired by the
- * timer itself, which drains and wakes idle servers for queued work after
- * every wait (rt__kick_idle retries until the counted server waits). Its
- * epoll entry is EPOLLEXCLUSIVE and added after the servers' (it starts
- * after them), so a write wakes a waiting server first, the timer only
- * when no server waits.
+ * The eventfd design shares the group's eventfd with the idle servers.
+ * The timer's epoll entry is EPOLLEXCLUSIVE and added after the servers'
+ * (it starts after them), so a write wakes a server that waits in
+ * epoll_wait first, and the timer only when none does. But a server that
+ * announced itself (waiters) and is not yet in epoll_wait is passed over:
+ * if the timer then consumes the write (reads the counter), the server's
+ * epoll finds the counter 0 and sleeps. The timer repairs that at once: it
+ * drains the idle-workers list (whatever the write was for is queued
+ * then) and wakes idle servers for queued work (rt__kick_idle retries
+ * until the counted server waits; the kick's write then finds it in
+ * epoll_wait, ahead of the timer's entry).
  */
 enum { GAP_NS = 50000 };
 
@@ -362,8 +366,16 @@ static void timer_wait(struct umcg_rt *rt, uint64_t gen, uint64_t next)
 			rt__fatal("preemption timer: epoll wait: %s", strerror(errno));
 	}
 	umcg_idle_fd_finish(&rt->tfd);
-	if (grp)
-		umcg_idle_fd_finish(&rt->grp.idle_fd);
+	if (grp && umcg_idle_fd_finish(&rt->grp.idle_fd)) {
+		/*
+		 * We consumed a write of the group's eventfd, maybe one meant
+		 * for a server that announced itself but was not yet in
+		 * epoll_wait (its epoll then finds the counter 0 and sleeps):
+		 * repair it now, not only after the gap (see above).
+		 */
+		rt__drain_idle_workers(rt, NULL);
+		rt__kick_idle(rt, NULL);
+	}
 	atomic_store(&rt->tnext, 0); /* awake: it looks again anyway (the re-check of rule 2) */
 }
 
