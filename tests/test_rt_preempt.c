@@ -106,9 +106,9 @@ TEST_T(endless_loop_preempted_for_higher_priority, 30)
 	CHECK_EQ(umcg_rt_destroy(rt), 0);
 }
 
-TEST_T(equal_priorities_share_by_time_slices, 30)
+static void equal_priorities_share(enum umcg_idle_design d)
 {
-	struct umcg_rt *rt = mk_prio(1, 2000000);
+	struct umcg_rt *rt = mk_prio_design(1, 2000000, d);
 	atomic_store(&stop, 0);
 	atomic_store(&spins[0], 0);
 	atomic_store(&spins[1], 0);
@@ -137,6 +137,18 @@ TEST_T(equal_priorities_share_by_time_slices, 30)
 	CHECK(s1 > 0);
 	CHECK(st.preempts >= 2); /* both ran: the first was preempted at least once */
 	CHECK_EQ(umcg_rt_destroy(rt), 0);
+}
+
+/* stack: a preempted worker's wake point is quiet (the timer's next look drains it) */
+TEST_T(equal_priorities_share_by_time_slices, 30)
+{
+	equal_priorities_share(UMCG_IDLE_STACK);
+}
+
+/* eventfd: it writes the group's eventfd, which wakes the timer */
+TEST_T(equal_priorities_share_by_time_slices_eventfd, 30)
+{
+	equal_priorities_share(UMCG_IDLE_EVENTFD);
 }
 
 /* ---- interactive latency beside CPU-bound workers ----------------------------------- */

@@ -32,10 +32,12 @@
  * timer's eventfd (stack and tid designs) or the group's, which the timer
  * watches too (eventfd design), and the ABI writes it when no idle server
  * was found. Whoever signals a run first claims it with a CAS on the
- * server's sig_seq, so a run gets one signal. If the preempted worker's
- * server looks at the idle-workers list before the waking worker is on
- * it, it runs what it finds; the timer, woken by the waking worker's
- * eventfd write, preempts again.
+ * server's sig_seq, so a run gets one signal. A worker that sent the
+ * signal itself (and a preempted worker) goes through a quiet wake point
+ * (rt__quiet_begin): no timer wake at that moment. If the preempted
+ * worker's server looks at the idle-workers list before the waking worker
+ * is on it, it runs what it finds; the timer's look at most 1 ms later
+ * (rule 3 below) drains the waking worker and preempts again.
  *
  * When not: umcg_block_point() does nothing unless the worker is RUNNING
  * and not LOCKED, so a worker that is handing its server back, parked,
@@ -63,6 +65,9 @@
 
 #include "rt/rt.h"
 
+/* looks at least GAP_NS apart; after a quiet wake point, one within QUIET_NS */
+enum { GAP_NS = 50000, QUIET_NS = 1000000 };
+
 /*
  * Kernel backend: the block and wake points are no-ops there; the
  * kernel's hooks act when a worker really sleeps. So the handler sleeps
@@ -85,12 +90,55 @@ static int kernel_block(struct rt_thread *th)
 	if ((st & UMCG_TF_LOCKED) || (st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING)
 		return 0;
 	atomic_store(&th->kpreempt, 0);
+	uint64_t fdp = rt__quiet_begin(th);
 	struct timespec ts = {0, 100 * 1000 * 1000};
 	while (!atomic_load(&th->kpreempt) &&
 	       syscall(SYS_futex, &th->kpreempt, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0) == -1 &&
 	       errno == EINTR)
 		;
+	rt__quiet_end(th, fdp); /* the wake hook ran on the way out of the futex call */
 	return 1;
+}
+
+/*
+ * A quiet wake point: stack and tid designs, the wake of a worker whose
+ * queueing needs no look by the timer now (a preempted worker: its server
+ * runs the next worker already; a worker whose wake-up preemption signal
+ * was sent: the victim's server will find it). Its idle_fd_ptr (the
+ * timer's eventfd) is 0 meanwhile, so the wake point wakes an idle server
+ * (stack, tid word) but not the timer: the timer's wake at that moment,
+ * on the CPU of the waking worker, sat on the urgent worker's path
+ * (measured: workload 2 of docs/peers.md, p50 +30 us, twice the late
+ * wake-ups). What the timer would have done then, its next look does, at
+ * most QUIET_NS (1 ms) later (rule 3 of "When the timer looks"): drain such a
+ * worker if no server took it, resend a lost signal. Only the thread
+ * itself reads its idle_fd_ptr (its own wake point, or the kernel's wake
+ * hook on its way back to user space), so plain relaxed stores do.
+ */
+uint64_t rt__quiet_begin(struct rt_thread *th)
+{
+	struct umcg_rt *rt = th->rt;
+	if (rt->grp.design == UMCG_IDLE_EVENTFD)
+		return 0; /* the group's eventfd also wakes idle servers: keep it */
+	/*
+	 * Rule 3 ("When the timer looks"): count the quiet wake (seq_cst RMW),
+	 * then read the timer's planned look (seq_cst): poke it only if that
+	 * is more than `resend` away (it slept with nothing planned).
+	 */
+	atomic_store_explicit(&th->quiet, 1,
+			      memory_order_relaxed); /* our thread's: drain reads it */
+	atomic_fetch_add(&rt->tquiet, 1);
+	if (atomic_load(&rt->tnext) > umcg_now_ns() + QUIET_NS)
+		rt__timer_poke(rt);
+	uint64_t p = __atomic_load_n(&th->task.idle_fd_ptr, __ATOMIC_RELAXED);
+	__atomic_store_n(&th->task.idle_fd_ptr, 0, __ATOMIC_RELAXED);
+	return p;
+}
+
+void rt__quiet_end(struct rt_thread *th, uint64_t p)
+{
+	if (p)
+		__atomic_store_n(&th->task.idle_fd_ptr, p, __ATOMIC_RELAXED);
 }
 
 void rt__preempt_seen(struct rt_thread *th)
@@ -107,7 +155,9 @@ void rt__preempt_self(struct rt_thread *th)
 	struct umcg_ktask *k = umcg__current();
 	if (umcg_backend() == UMCG_BACKEND_KERNEL ? kernel_block(th)
 						  : k && umcg__block_point_unpaired(k)) {
+		uint64_t fdp = rt__quiet_begin(th);
 		umcg_wake_point(); /* back when a server runs us again (kernel: no-op) */
+		rt__quiet_end(th, fdp);
 		return;
 	}
 	atomic_store(&th->preempted, 0); /* not RUNNING, or LOCKED: nothing done */
@@ -149,12 +199,16 @@ void rt__run_started(struct rt_server *s, struct rt_thread *th)
 	/*
 	 * seq_cst (and a release of the stores above): the store-load pair
 	 * with the timer's tnext store and its re-read of run_seq ("When the
-	 * timer looks", rule 2). Then: if work waits and this slice ends
-	 * before the timer's next planned look, poke it.
+	 * timer looks", rule 2). Then: if work waits, this slice ends before
+	 * the timer's next planned look, and the policy would preempt this
+	 * run at its slice end for the work queued now (tick asked with
+	 * ran_ns = slice, after the load of tnext: rule 2), poke it.
 	 */
 	atomic_fetch_add(&s->run_seq, 1);
-	if (atomic_load(&rt->nr_queued) > 0 &&
-	    start + rt->attr.preempt_slice_ns < atomic_load(&rt->tnext))
+	uint64_t slice = rt->attr.preempt_slice_ns;
+	int prio = w ? w->prio : 0;
+	if (atomic_load(&rt->nr_queued) > 0 && start + slice < atomic_load(&rt->tnext) &&
+	    rt->pol->tick(rt->pd, s->idx, prio, slice, slice))
 		rt__timer_poke(rt);
 }
 
@@ -182,12 +236,12 @@ static void signal_run(struct umcg_rt *rt, struct rt_server *s, uint64_t seq)
  * one makes a spurious signal (the worker is queued again) or a missed one
  * (the timer's tick catches up).
  */
-void rt__wake_preempt(struct rt_thread *self)
+int rt__wake_preempt(struct rt_thread *self)
 {
 	struct umcg_rt *rt = self->rt;
 	struct umcg_rt_worker *w = atomic_load_explicit(&self->cur, memory_order_relaxed);
 	if (!rt->timer_on || !w)
-		return;
+		return 0;
 	int lo = w->prio, victim = -1;
 	for (int i = 0; i < rt->nr_servers; i++) {
 		struct rt_server *s = &rt->servers[i];
@@ -198,10 +252,11 @@ void rt__wake_preempt(struct rt_thread *self)
 			victim = i;
 		}
 	}
-	if (victim >= 0) {
-		struct rt_server *s = &rt->servers[victim];
-		signal_run(rt, s, atomic_load_explicit(&s->run_seq, memory_order_relaxed));
-	}
+	if (victim < 0)
+		return 0;
+	struct rt_server *s = &rt->servers[victim];
+	signal_run(rt, s, atomic_load_explicit(&s->run_seq, memory_order_relaxed));
+	return 1; /* signalled, by us or before */
 }
 
 /*
@@ -216,11 +271,17 @@ void rt__wake_preempt(struct rt_thread *self)
  *      finds no idle server on the stack (or tid word) and writes the
  *      eventfd at its idle_fd_ptr, which is tfd (eventfd design: the
  *      group's eventfd, on which the timer waits with the servers);
- *   2. a run started while work is queued and its slice ends before the
- *      timer's next planned look (rt__run_started pokes);
+ *   2. a run started while work is queued, its slice ends before the
+ *      timer's next planned look, and tick says the queued work would
+ *      preempt it then (rt__run_started pokes);
  *   3. its planned look: the earliest slice end (start + slice) of a run
- *      not yet at its slice, or the resend of a signalled run (sig_ns +
- *      resend), both only while work is queued.
+ *      not yet at its slice for which tick says the same, or the resend
+ *      of a signalled run (sig_ns +
+ *      resend), both only while work is queued; and at most 1 ms
+ *      after a quiet wake point (rt__quiet_begin: a preempted worker, or
+ *      one whose wake-up preemption signal went out, queues itself
+ *      without waking the timer; the look drains it if no server did and
+ *      resends a lost signal).
  * Whatever a look finds (it drains the idle-workers list into the policy,
  * wakes idle servers for what it queued, and asks tick about each run),
  * the next one is never less than GAP after it (a rate limit against a
@@ -245,11 +306,29 @@ void rt__wake_preempt(struct rt_thread *self)
  *           sees the planned look and pokes if its slice ends earlier. If
  *           it reads nr_queued == 0, whoever queues later pokes (rule 1)
  *           after its RMW, and the look that follows reads run_seq later
- *           in the total order: it sees this run. run_seq's RMW is a release
+ *           in the total order: it sees this run. The starter asks tick
+ *           (ran_ns = slice: would the work queued now preempt this run at
+ *           its slice end?) only after its load of tnext: if the timer's
+ *           look missed this run, the starter's load reads the tnext that
+ *           the timer stored after it read tgen (acquire), so whatever was
+ *           queued before a poke that look answered is visible to tick. A
+ *           queue that changes later pokes again (rule 1). The timer plans
+ *           a slice end only by the same question. run_seq's RMW is a release
  *           of run_start and cur_prio, read after the timer's (seq_cst,
  *           acquire) load of run_seq; the enqueue's queue (the policy's
  *           lock, prio's mask) is published to the timer by the poke's
  *           tgen RMW (release) and the timer's load of tgen (acquire).
+ *   rule 3: tquiet counts workers between a quiet wake point's start and
+ *           the drain that takes them from the idle-workers list (th->quiet
+ *           marks them; rt__drain_idle_workers decrements). Waker: tquiet
+ *           += 1 (RMW) ; load tnext ; poke if tnext > now + 1 ms. Timer:
+ *           store tnext ; load tquiet: if > 0, it plans its next look
+ *           1 ms away at most. If the waker's load of tnext precedes
+ *           that store, the timer's load sees the increment; else the waker
+ *           reads the planned look and pokes if it is too far (tnext is 0
+ *           while the timer is awake: it reads tquiet before it sleeps).
+ *           So while such a worker is not drained, the timer looks at least
+ *           every 1 ms; drained, it is queued work (rules 1-3 above).
  * The eventfd design shares the group's eventfd with the idle servers.
  * The timer's epoll entry is EPOLLEXCLUSIVE and added after the servers'
  * (it starts after them), so a write wakes a server that waits in
@@ -262,7 +341,6 @@ void rt__wake_preempt(struct rt_thread *self)
  * until the counted server waits; the kick's write then finds it in
  * epoll_wait, ahead of the timer's entry).
  */
-enum { GAP_NS = 50000 };
 
 static void sleep_until(uint64_t t)
 {
@@ -319,7 +397,8 @@ static uint64_t timer_look(struct umcg_rt *rt, uint64_t slice, uint64_t resend)
 			next = min_u64(next, now + resend);
 			continue;
 		}
-		if (queued && now - start < slice)
+		/* its slice end, if the queued work would preempt it then */
+		if (queued && now - start < slice && rt->pol->tick(rt->pd, i, prio, slice, slice))
 			next = min_u64(next, start + slice);
 	}
 	return next;
@@ -337,7 +416,12 @@ static bool runs_changed(struct umcg_rt *rt)
 static void timer_wait(struct umcg_rt *rt, uint64_t gen, uint64_t next)
 {
 	bool evfd = rt->grp.design == UMCG_IDLE_EVENTFD;
-	atomic_store(&rt->tnext, next); /* seq_cst: rule 2 */
+	atomic_store(&rt->tnext, next); /* seq_cst: rules 2 and 3 */
+	uint64_t bound = umcg_now_ns() + QUIET_NS;
+	if (atomic_load(&rt->tquiet) > 0 && next > bound) { /* seq_cst: rule 3 */
+		next = bound;
+		atomic_store(&rt->tnext, next);
+	}
 	if (!umcg_idle_fd_prepare(&rt->tfd, &rt->grp.idle_workers))
 		return;
 	bool grp = evfd && umcg_idle_fd_prepare(&rt->grp.idle_fd, &rt->grp.idle_workers);
@@ -419,7 +503,7 @@ static void *timer_main(void *arg)
 	 * preemption; without it a lost signal kept an endless worker on its
 	 * server for good.
 	 */
-	uint64_t resend = slice > 1000000 ? slice : 1000000;
+	uint64_t resend = rt->tresend;
 	uint64_t last = 0;
 	while (!atomic_load(&rt->timer_stop)) {
 		uint64_t now = umcg_now_ns();
@@ -454,6 +538,8 @@ int rt__preempt_start(struct umcg_rt *rt)
 		return -1;
 	rt->tfd.fd = -1;
 	rt->tepfd = -1;
+	uint64_t slice = rt->attr.preempt_slice_ns;
+	rt->tresend = slice > 1000000 ? slice : 1000000; /* see timer_main */
 	rt->tseq = calloc((size_t)rt->nr_servers, sizeof *rt->tseq);
 	struct epoll_event ev = {.events = EPOLLIN};
 	struct epoll_event gev = {.events = EPOLLIN | EPOLLEXCLUSIVE};

@@ -132,6 +132,7 @@ struct rt_thread {
 	_Atomic int preempt_pending; /* a signal came while nopreempt > 0 */
 	_Atomic int preempted;	     /* set by the handler before its block point */
 	_Atomic uint32_t kpreempt;   /* kernel backend: the handler's futex (preempt.c) */
+	_Atomic int quiet;	     /* in a quiet wake point, not yet drained (preempt.c) */
 	pthread_t thread;
 } __attribute__((aligned(64)));
 
@@ -172,6 +173,8 @@ struct umcg_rt {
 	_Atomic uint64_t tgen;	/* pokes (seq_cst): work queued behind busy servers */
 	_Atomic uint64_t tnext; /* the timer's next planned look (ns), UINT64_MAX: none */
 	uint64_t *tseq;		/* the timer's own: each server's run_seq at its last look */
+	_Atomic long tquiet;	/* quiet wakers not yet drained (seq_cst; preempt.c, rule 3) */
+	uint64_t tresend;	/* a slice, at least 1 ms (set before the timer starts) */
 };
 
 /* ---- per-thread context ------------------------------------------------- */
@@ -293,7 +296,10 @@ int rt__preempt_start(struct umcg_rt *rt);
 void rt__preempt_stop(struct umcg_rt *rt);
 /* Record the start of a run of th on s (for the timer). */
 void rt__run_started(struct rt_server *s, struct rt_thread *th);
-void rt__wake_preempt(struct rt_thread *self);
+int rt__wake_preempt(struct rt_thread *self);
+/* A wake point that does not wake the timer (preempt.c): begin, wake point, end. */
+uint64_t rt__quiet_begin(struct rt_thread *th);
+void rt__quiet_end(struct rt_thread *th, uint64_t saved);
 /* Work was queued behind busy servers: make the timer look (preempt.c). */
 void rt__timer_poke(struct umcg_rt *rt);
 /* Point a new worker's idle_fd_ptr at the timer's eventfd (preempt.c). */

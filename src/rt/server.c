@@ -125,6 +125,8 @@ void rt__drain_idle_workers(struct umcg_rt *rt, struct rt_server *s)
 	for (struct rt_thread *th = first; th;) {
 		struct rt_thread *next = th->drain_next;
 		th->drain_next = NULL;
+		if (atomic_exchange_explicit(&th->quiet, 0, memory_order_relaxed))
+			atomic_fetch_sub(&rt->tquiet, 1); /* preempt.c, rule 3 */
 		struct umcg_rt_worker *w = atomic_load_explicit(&th->cur, memory_order_relaxed);
 		unsigned flags = UMCG_RT_ENQ_WAKE;
 		if (th->fresh) {

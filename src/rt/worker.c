@@ -258,8 +258,14 @@ UMCG_RT_EXPORT int umcg_rt_sleep_ns(uint64_t ns)
 		umcg_block_point();
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 			;
-		rt__wake_preempt(th);
-		umcg_wake_point();
+		if (rt__wake_preempt(th) && umcg_backend() != UMCG_BACKEND_KERNEL) {
+			/* the victim's server finds us: no look by the timer now */
+			uint64_t fdp = rt__quiet_begin(th);
+			umcg_wake_point();
+			rt__quiet_end(th, fdp);
+		} else {
+			umcg_wake_point();
+		}
 		return 0;
 	}
 	/* a worker: the wrapper's block and wake points free the server meanwhile */
