@@ -153,10 +153,12 @@ void rt__preempt_self(struct rt_thread *th)
 {
 	atomic_store(&th->preempted, 1);
 	struct umcg_ktask *k = umcg__current();
-	if (umcg_backend() == UMCG_BACKEND_KERNEL ? kernel_block(th)
-						  : k && umcg__block_point_unpaired(k)) {
+	if (umcg_backend() == UMCG_BACKEND_KERNEL) {
+		if (kernel_block(th)) /* quiet itself; queued and run again meanwhile */
+			return;
+	} else if (k && umcg__block_point_unpaired(k)) {
 		uint64_t fdp = rt__quiet_begin(th);
-		umcg_wake_point(); /* back when a server runs us again (kernel: no-op) */
+		umcg_wake_point(); /* back when a server runs us again */
 		rt__quiet_end(th, fdp);
 		return;
 	}
