@@ -132,6 +132,7 @@ struct rt_thread {
 	_Atomic int preempt_pending; /* a signal came while nopreempt > 0 */
 	_Atomic int preempted;	     /* set by the handler before its block point */
 	_Atomic uint32_t kpreempt;   /* kernel backend: the handler's futex (preempt.c) */
+	_Atomic int quiet;	     /* in a quiet wake point, not yet drained (preempt.c) */
 	pthread_t thread;
 } __attribute__((aligned(64)));
 
@@ -163,10 +164,19 @@ struct umcg_rt {
 	struct rt_thread *pool, *all;
 	_Atomic uint64_t spawns, pool_reuses, threads, exits, preempt_signals;
 	_Atomic uint64_t wakes, preempts; /* drained by the timer */
-	/* preemption timer (attr.preempt_slice_ns) */
+	/* preemption timer (attr.preempt_slice_ns; preempt.c, "When the timer looks") */
 	bool timer_on;
 	_Atomic int timer_stop;
 	pthread_t timer;
+	struct umcg_idle_fd tfd; /* the timer's eventfd; the workers' idle_fd_ptr (stack, tid) */
+	int tepfd;		/* the timer's epoll: tfd (+ the group's eventfd, eventfd design) */
+	_Atomic uint64_t tgen;	/* pokes (seq_cst): work queued behind busy servers */
+	_Atomic uint64_t tnext; /* the timer's next planned look (ns), UINT64_MAX: none */
+	uint64_t *tseq;		/* the timer's own: each server's run_seq at its last look */
+	_Atomic long tquiet;	/* quiet wakers not yet drained (seq_cst; preempt.c, rule 3) */
+	_Atomic uint64_t tquiet_total; /* quiet wake points ever (relaxed; the linger) */
+	uint64_t tq_seen, tq_linger;   /* the timer's own: tquiet_total seen, linger end */
+	uint64_t tresend;	       /* a slice, at least 1 ms (set before the timer starts) */
 };
 
 /* ---- per-thread context ------------------------------------------------- */
@@ -263,8 +273,13 @@ int rt__server_hint(struct umcg_rt *rt);
  */
 void rt__make_runnable(struct umcg_rt *rt, struct umcg_rt_worker *w, unsigned flags);
 
-/* Wake an idle server while some are idle and work is queued (server.c). */
+/*
+ * Wake an idle server while some are idle and work is queued (server.c);
+ * if none was woken and work stays queued, poke the preemption timer.
+ * rt__kick_idle: only the first part; 1 if a server was woken.
+ */
 void rt__kick(struct umcg_rt *rt, struct rt_server *by);
+int rt__kick_idle(struct umcg_rt *rt, struct rt_server *by);
 
 /* Take the idle-workers list into the policy (server.c); s NULL: not a server. */
 void rt__drain_idle_workers(struct umcg_rt *rt, struct rt_server *s);
@@ -283,7 +298,14 @@ int rt__preempt_start(struct umcg_rt *rt);
 void rt__preempt_stop(struct umcg_rt *rt);
 /* Record the start of a run of th on s (for the timer). */
 void rt__run_started(struct rt_server *s, struct rt_thread *th);
-void rt__wake_preempt(struct rt_thread *self);
+int rt__wake_preempt(struct rt_thread *self);
+/* A wake point that does not wake the timer (preempt.c): begin, wake point, end. */
+uint64_t rt__quiet_begin(struct rt_thread *th);
+void rt__quiet_end(struct rt_thread *th, uint64_t saved);
+/* Work was queued behind busy servers: make the timer look (preempt.c). */
+void rt__timer_poke(struct umcg_rt *rt);
+/* Point a new worker's idle_fd_ptr at the timer's eventfd (preempt.c). */
+void rt__preempt_worker_init(struct umcg_rt *rt, struct umcg_task *t);
 
 /* Tracing (trace.c): rt__trace only when s->trace is not NULL. */
 int rt__trace_init(struct umcg_rt *rt);

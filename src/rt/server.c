@@ -57,7 +57,7 @@ static struct rt_server *hint_server(struct umcg_rt *rt)
 	return i >= 0 ? &rt->servers[i] : NULL;
 }
 
-void rt__kick(struct umcg_rt *rt, struct rt_server *by)
+int rt__kick_idle(struct umcg_rt *rt, struct rt_server *by)
 {
 	/*
 	 * nr_queued was raised (seq_cst) before we get here; a server we do
@@ -69,10 +69,22 @@ void rt__kick(struct umcg_rt *rt, struct rt_server *by)
 		if (umcg_idle_group_wake_one(&rt->grp)) {
 			if (by)
 				rt__count(&by->kicks);
-			return;
+			return 1;
 		}
 		sched_yield();
 	}
+	return 0;
+}
+
+void rt__kick(struct umcg_rt *rt, struct rt_server *by)
+{
+	/*
+	 * Work stays queued behind busy servers: with preemption, the timer
+	 * must look (its tick may preempt a run for it); it sleeps until the
+	 * next slice end otherwise (preempt.c, "When the timer looks").
+	 */
+	if (!rt__kick_idle(rt, by) && rt->timer_on && atomic_load(&rt->nr_queued) > 0)
+		rt__timer_poke(rt);
 }
 
 void rt__make_runnable(struct umcg_rt *rt, struct umcg_rt_worker *w, unsigned flags)
@@ -113,6 +125,8 @@ void rt__drain_idle_workers(struct umcg_rt *rt, struct rt_server *s)
 	for (struct rt_thread *th = first; th;) {
 		struct rt_thread *next = th->drain_next;
 		th->drain_next = NULL;
+		if (atomic_exchange_explicit(&th->quiet, 0, memory_order_relaxed))
+			atomic_fetch_sub(&rt->tquiet, 1); /* preempt.c, rule 3 */
 		struct umcg_rt_worker *w = atomic_load_explicit(&th->cur, memory_order_relaxed);
 		unsigned flags = UMCG_RT_ENQ_WAKE;
 		if (th->fresh) {

@@ -258,8 +258,14 @@ UMCG_RT_EXPORT int umcg_rt_sleep_ns(uint64_t ns)
 		umcg_block_point();
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 			;
-		rt__wake_preempt(th);
-		umcg_wake_point();
+		if (rt__wake_preempt(th) && umcg_backend() != UMCG_BACKEND_KERNEL) {
+			/* the victim's server finds us: no look by the timer now */
+			uint64_t fdp = rt__quiet_begin(th);
+			umcg_wake_point();
+			rt__quiet_end(th, fdp);
+		} else {
+			umcg_wake_point();
+		}
 		return 0;
 	}
 	/* a worker: the wrapper's block and wake points free the server meanwhile */
@@ -376,6 +382,7 @@ static void *thread_main(void *arg)
 	me->state = UMCG_TASK_IDLE;
 	me->api_version = UMCG_API_VERSION;
 	umcg_idle_group_worker_init(&rt->grp, me);
+	rt__preempt_worker_init(rt, me);
 	th->tid = umcg_gettid();
 	th->fresh = true; /* published by the ABI's push (release) */
 	/* queued as idle; returns once a server runs us */
