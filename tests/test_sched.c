@@ -511,16 +511,28 @@ TEST_T(kill_block_point_server_tid_not_umcg, 20)
 	expect_killed(child_bad_server_tid, "umcg: killing task", "not a registered UMCG task");
 }
 
+/*
+ * A block that always happens: a read of a pipe nobody has written to yet
+ * (umcg_read: the explicit block point with detection off; on the kernel
+ * backend the read's sleep). A short usleep() was one on the kernel only
+ * if it reached schedule(), which it skips when its timer already fired
+ * (the TCG vCPU descheduled meanwhile): then nobody was killed (seen once
+ * in three guest runs).
+ */
+static int block_pipe[2];
+
 static void payload_bad_server_state(struct su_worker *w)
 {
+	char c;
 	/* our server sleeps in su_run (only RUNNING ends that); make it BLOCKED */
 	umcg_state_store(&srv.task, UMCG_TASK_BLOCKED);
-	umcg_usleep(1000); /* block point: server neither IDLE nor RUNNING */
+	umcg_read(block_pipe[0], &c, 1); /* block point: server neither IDLE nor RUNNING */
 	checkpoint = 1;
 }
 
 static void child_bad_server_state(void)
 {
+	CHECK_EQ(pipe(block_pipe), 0);
 	su_server_register(&srv, &g);
 	su_worker_start(&w0, &g, payload_bad_server_state, NULL);
 	struct su_worker *w = su_poll_one(&g, 5000);
@@ -536,18 +548,22 @@ TEST_T(kill_block_point_server_not_idle_or_running, 20)
 
 static void payload_no_iwl(struct su_worker *w)
 {
+	char c;
 	w->task.idle_workers_ptr = 0;
-	umcg_usleep(1000); /* the block point wakes the server; the wake point kills */
+	umcg_read(block_pipe[0], &c,
+		  1); /* the block point wakes the server; the wake point kills */
 	checkpoint = 1;
 }
 
 static void child_no_iwl(void)
 {
+	CHECK_EQ(pipe(block_pipe), 0);
 	su_server_register(&srv, &g);
 	su_worker_start(&w0, &g, payload_no_iwl, NULL);
 	struct su_worker *w = su_poll_one(&g, 5000);
 	CHECK(w == &w0);
 	CHECK_EQ(su_run(&srv, w), UMCG_TASK_BLOCKED);
+	CHECK_EQ(write(block_pipe[1], "x", 1), 1); /* the worker wakes: its wake point */
 	su_msleep(5000);
 	fprintf(stderr, "still alive, checkpoint %d\n", checkpoint);
 }
