@@ -29,17 +29,18 @@
  *     park disarms the alarm, and a late record is harmless);
  *   - drop the alarm's records (a full ring records, and wakes us, no
  *     more: page faults in the window filled it);
- *   - the newest record of w's ring is a sleep: w went to sleep again
- *     before we looked; a signal now would interrupt that sleep (EINTR).
- *     Its next switch-in writes the next alarm record: we come back then;
- *   - else signal w. The handler (perf.c, umcg__det_signal) parks it. We
- *     signal again for each later record of the same take-over (a
- *     preemption while w runs BLOCKED), as the kernel's own signal does:
- *     one signal per take-over was tried and lost parks under TSan, whose
- *     runtime merges a signal into one still pending.
+ *   - signal w. The handler (perf.c, umcg__det_signal) parks it. We
+ *     signal for every record of the take-over, as the kernel's own
+ *     signal does: one signal per take-over was tried and lost parks
+ *     under TSan, whose runtime merges a signal into one still pending;
+ *     and skipping a worker whose newest record is a sleep (to spare that
+ *     sleep an EINTR) deadlocked bench_detect: the worker, BLOCKED in its
+ *     window, slept again on a pipe that only its server writes, after
+ *     the server ran it again, which needs the park first. A signal
+ *     interrupts that sleep, as the kernel's does on the switch-out.
  * Ordering: our acquire load of det pairs with the server's release store
- * of TAKEN_RAW (takeover.c), after it made w BLOCKED; the ring is read
- * under det_lock, like every checker's read.
+ * of TAKEN_RAW (takeover.c), after it made w BLOCKED; the alarm's ring is
+ * drained under det_lock, like the owner's disarm.
  *
  * perf_poll() hands out EPOLLIN once per wake-up (it exchanges the ready
  * bits with 0), so a readable alarm is reported once per record batch;
@@ -52,8 +53,9 @@
  * Cost against the kernel's signal: the signal now comes from another
  * thread after a wake-up of the relay, so the worker runs some of its own
  * code BLOCKED before it parks (the window, docs/detection.md section 2),
- * and a worker that sleeps again in that window between our look and the
- * signal gets EINTR (counted in umcg__det_counts.eintr).
+ * and a worker that sleeps again in that window gets its sleep
+ * interrupted: EINTR for a call that is not restarted (counted in
+ * umcg__det_counts.eintr).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -156,8 +158,6 @@ static bool relay_one(struct umcg_ktask *w)
 	 * more. A record written after this drain wakes us again.
 	 */
 	umcg__det_alarm_drain(w);
-	if (umcg__det_ring_last(w) == DET_LAST_SLEEP)
-		return true;
 	pid_t tid = (pid_t)atomic_load_explicit(&w->tid, memory_order_relaxed);
 	if (syscall(SYS_tgkill, getpid(), tid, umcg__detect_signal()) == 0)
 		atomic_fetch_add_explicit(&umcg__det_counts.relayed, 1, memory_order_relaxed);
