@@ -6,6 +6,7 @@
 # (isa-debug-exit) into this script's exit code: 0 = all tests passed.
 #
 #   KDEBUG=1      use the debug kernel (lockdep, DEBUG_ATOMIC_SLEEP)
+#   KDEBUG=2      the same + KASAN (generic, outline)
 #   KTEST=a,b     run only /tests/a and /tests/b in the guest (lib_test_x: the library's test_x)
 #   KLIB=0        leave the library's tests (lib_test_*) out
 #   KSCALE=n      UMCG_TEST_SCALE for the library's tests (default 50: TCG is slow)
@@ -21,7 +22,7 @@ KDEBUG=${KDEBUG:-0}
 export KBUILD KDEBUG
 "$here/scripts/build.sh"
 KBUILD=$(cd "$KBUILD" && pwd)
-if [ "$KDEBUG" = 1 ]; then out=$KBUILD/out-debug; else out=$KBUILD/out; fi
+case "$KDEBUG" in 1) out=$KBUILD/out-debug ;; 2) out=$KBUILD/out-kasan ;; *) out=$KBUILD/out ;; esac
 
 t0=$(date +%s)
 root=$KBUILD/initramfs
@@ -68,8 +69,18 @@ timeout "${KTIMEOUT:-900}" qemu-system-x86_64 -machine q35 -smp 2 -m 512M -nogra
 rc=${PIPESTATUS[0]}
 set -e
 echo "=== guest ran $(echo "$(date +%s.%N) - $t1" | bc) s, qemu exit code $rc"
-grep -qE 'Kernel panic|BUG:|WARNING:|INFO: possible|lockdep|Oops' "$KBUILD/guest.log" &&
-	{ echo "=== kernel log shows a BUG/WARNING/lockdep report: FAIL"; exit 1; }
+# Any report on the console fails the run, whatever the tests said (all
+# variants): BUG: (KASAN's "BUG: KASAN: ...", sleeping in atomic context,
+# ...), SLUB's "BUG <cache> (Not tainted): ...", WARNING: (WARN_ON, lockdep's
+# "WARNING: possible circular locking dependency", ...), lockdep's INFO:
+# reports, UBSAN, oops and panics.
+report='Kernel panic|BUG:|BUG [^ ]+ \((Not t|T)ainted\)|KASAN|UBSAN|WARNING:|lockdep|Oops|general protection fault'
+report="$report|INFO: (possible|trying to register|lockdep is turned off|task .* blocked)"
+if grep -aE "$report" "$KBUILD/guest.log" | grep -v 'KernelAddressSanitizer initialized' >"$KBUILD/guest.reports"; then
+	echo "=== kernel log shows a BUG/KASAN/WARNING/lockdep report: FAIL"
+	head -n 20 "$KBUILD/guest.reports"
+	exit 1
+fi
 case $rc in
 1) echo "=== kernel-test PASSED"; exit 0 ;;
 3) echo "=== kernel-test FAILED (tests failed in the guest)"; exit 1 ;;
