@@ -14,7 +14,8 @@
 #   KBENCH=1      run kernel/scripts/bench.cmds in the guest instead of the tests
 #   KBENCH_CMDS=f that command file instead (e.g. kernel/scripts/demo.cmds)
 #   KTRANS=n      state transitions for test_stress's counted case (default 10^6)
-#   KTIMEOUT=s    wall-clock limit for the guest (default 900)
+#   KTIMEOUT=s    wall-clock limit for the guest (default 900; 1800 under KDEBUG=2,
+#                 whose whole suite took 600-700 s of guest at host load 8-18)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 KBUILD=${KBUILD:-$here/../build/kernel}
@@ -62,6 +63,7 @@ append="$append umcg.scale=${KSCALE:-50}"
 [ "${KBENCH:-0}" = 1 ] && append="$append umcg.bench=1"
 t1=$(date +%s.%N)
 set +e
+[ "$KDEBUG" = 2 ] && : "${KTIMEOUT:=1800}"
 timeout "${KTIMEOUT:-900}" qemu-system-x86_64 -machine q35 -smp 2 -m 512M -nographic \
 	-no-reboot -accel tcg -kernel "$out/arch/x86/boot/bzImage" \
 	-initrd "$KBUILD/initramfs.cpio.gz" -append "$append" \
