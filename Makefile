@@ -9,7 +9,7 @@
 #   make bench-peers[-smoke]   umcg runtime vs pthreads, Go, Boost.Fiber (bench/peers)
 #   make install PREFIX=/usr/local
 #   make format | format-check | lint
-#   make kernel | kernel-test [KDEBUG=1]   the UMCG kernel (kernel/README.md)
+#   make kernel | kernel-test [KDEBUG=1|2]   the UMCG kernel (kernel/README.md)
 
 VARIANT ?= plain
 O := build/$(VARIANT)
@@ -147,7 +147,7 @@ clean:
 
 # The kernel backend (kernel/, GPL-2.0): Debian's linux-source-6.1 + our
 # patches, built in build/kernel; kernel-test boots it in QEMU with the
-# in-guest tests. KDEBUG=1: lockdep + DEBUG_ATOMIC_SLEEP variant.
+# in-guest tests. KDEBUG=1: lockdep + DEBUG_ATOMIC_SLEEP variant; KDEBUG=2: + KASAN.
 KDEBUG ?= 0
 .PHONY: kernel kernel-test kernel-stress
 kernel:

@@ -38,6 +38,8 @@ void du_serve(struct su_group *g, long n)
 				usleep(200); /* a server: interposition passes it through */
 				continue;
 			}
+			/* T_DETECT counts from the last worker queued, not from the start */
+			deadline = umcg_now_ns() + (uint64_t)T_DETECT * 1000000000ull;
 		}
 		su_run(&s, q[qi++]);
 	}

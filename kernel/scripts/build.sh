@@ -6,11 +6,12 @@
 #
 #   kernel/scripts/build.sh            -> $KOUT/arch/x86/boot/bzImage
 #   KDEBUG=1 kernel/scripts/build.sh   -> lockdep/DEBUG_ATOMIC_SLEEP variant
+#   KDEBUG=2 kernel/scripts/build.sh   -> the same + KASAN (generic, outline)
 #
 # Layout (all under $KBUILD, default build/kernel, which is gitignored):
 #   src/            the extracted, patched source tree (shared by variants)
 #   src.stamp       hash of tarball + patches the tree was made from
-#   out[-debug]/    object tree (make O=...), bzImage
+#   out[-debug|-kasan]/  object tree (make O=...), bzImage (KDEBUG=0, 1, 2)
 #   out*/cfg.stamp  hash of the config fragments used
 # A changed patch re-extracts the source; a changed fragment re-configures;
 # otherwise the build is incremental.
@@ -28,7 +29,12 @@ fi
 mkdir -p "$KBUILD"
 KBUILD=$(cd "$KBUILD" && pwd)
 src=$KBUILD/src
-if [ "$KDEBUG" = 1 ]; then out=$KBUILD/out-debug; else out=$KBUILD/out; fi
+case "$KDEBUG" in
+0) out=$KBUILD/out ;;
+1) out=$KBUILD/out-debug ;;
+2) out=$KBUILD/out-kasan ;;
+*) echo "build.sh: KDEBUG=$KDEBUG: 0, 1 (lockdep) or 2 (lockdep + KASAN)" >&2; exit 2 ;;
+esac
 
 t0=$(date +%s)
 src_hash=$( (stat -c "%n %s %Y" "$TARBALL"; cat "$here"/patches/*.patch 2>/dev/null || true) | sha256sum | cut -d' ' -f1)
@@ -48,7 +54,8 @@ if [ ! -f "$KBUILD/src.stamp" ] || [ "$(cat "$KBUILD/src.stamp")" != "$src_hash"
 fi
 
 frags=("$here/config/umcg.config")
-[ "$KDEBUG" = 1 ] && frags+=("$here/config/debug.config")
+[ "$KDEBUG" -ge 1 ] && frags+=("$here/config/debug.config")
+[ "$KDEBUG" -ge 2 ] && frags+=("$here/config/kasan.config")
 cfg_hash=$(cat "${frags[@]}" | sha256sum | cut -d' ' -f1)
 mkdir -p "$out"
 if [ ! -f "$out/cfg.stamp" ] || [ "$(cat "$out/cfg.stamp")" != "$cfg_hash" ]; then
