@@ -559,7 +559,17 @@ uint32_t bench_server_run(struct bench_server *s, struct umcg_task *w, uint32_t 
 
 void bench_worker_finish(struct umcg_task *w, struct umcg_task *server)
 {
-	umcg_state_store(w, UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
+	/*
+	 * A CAS from RUNNING, not a store: detection may have taken our last
+	 * sleep and left us BLOCKED in its window (its server already woken)
+	 * until the switch-in alarm parks us and a server runs us again (seen
+	 * in the 6.1 guest, where a relay thread sends that signal).
+	 */
+	uint32_t st = UMCG_TASK_RUNNING;
+	while (!umcg_state_cas(w, &st, UMCG_TASK_RUNNING | UMCG_TF_LOCKED)) {
+		sched_yield();
+		st = UMCG_TASK_RUNNING;
+	}
 	uint32_t exp = UMCG_TASK_IDLE;
 	if (!umcg_state_cas(server, &exp, UMCG_TASK_RUNNING))
 		bench_die("finish: server not IDLE (state %#x)", exp);
