@@ -144,8 +144,16 @@ uint32_t su_worker_tid(struct su_worker *w)
 void su_worker_finish(struct su_worker *w)
 {
 	struct su_server *s = atomic_load(&w->server);
-	/* LOCKED: nothing below is block/wake detected */
-	umcg_state_store(&w->task, UMCG_TASK_RUNNING | UMCG_TF_LOCKED);
+	/*
+	 * LOCKED: nothing below is block/wake detected. A CAS from RUNNING:
+	 * detection may have left us BLOCKED in its window (bench_common.c,
+	 * bench_worker_finish); the switch-in alarm parks us, then we run.
+	 */
+	uint32_t st = UMCG_TASK_RUNNING;
+	while (!umcg_state_cas(&w->task, &st, UMCG_TASK_RUNNING | UMCG_TF_LOCKED)) {
+		sched_yield();
+		st = UMCG_TASK_RUNNING;
+	}
 	atomic_store(&w->done, s);
 	/* our server is IDLE in su_run(), waiting for us */
 	if (!cas_idle_to_running(&s->task))
