@@ -359,8 +359,11 @@ int umcg__det_ring_last(struct umcg_ktask *w)
 	return last;
 }
 
-/* Open w's alarm (first raw take-over only: ~30 us), disabled, kept; false if it cannot be had. */
-/* The relay (relay.c) sends the alarm's signal: asked before lock_ring (it may probe). */
+/*
+ * Does the relay (relay.c) send the alarm's signal? Asked before
+ * lock_ring: the first answer may take a probe, which sleeps (in practice
+ * the worker's umcg__det_open() asked first).
+ */
 static _Atomic bool alarm_relay;
 
 static void alarm_mode(void)
@@ -368,6 +371,7 @@ static void alarm_mode(void)
 	atomic_store_explicit(&alarm_relay, umcg__det_relay_needed(), memory_order_relaxed);
 }
 
+/* Open w's alarm (first raw take-over only: ~30 us), disabled, kept; false if it cannot be had. */
 static bool alarm_open_locked(struct umcg_ktask *w)
 {
 	if (w->alarm_fd >= 0)
