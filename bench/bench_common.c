@@ -565,10 +565,14 @@ void bench_worker_finish(struct umcg_task *w, struct umcg_task *server)
 	 * until the switch-in alarm parks us and a server runs us again (seen
 	 * in the 6.1 guest, where a relay thread sends that signal).
 	 */
-	uint32_t st = UMCG_TASK_RUNNING;
-	while (!umcg_state_cas(w, &st, UMCG_TASK_RUNNING | UMCG_TF_LOCKED)) {
-		sched_yield();
-		st = UMCG_TASK_RUNNING;
+	uint32_t st = umcg_state_load(w);
+	for (;;) {
+		if ((st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING) {
+			sched_yield(); /* BLOCKED: the alarm parks us, a server runs us */
+			st = umcg_state_load(w);
+		} else if (umcg_state_cas(w, &st, UMCG_TASK_RUNNING | UMCG_TF_LOCKED)) {
+			break; /* (flags and user bits cleared, as the store did) */
+		}
 	}
 	uint32_t exp = UMCG_TASK_IDLE;
 	if (!umcg_state_cas(server, &exp, UMCG_TASK_RUNNING))

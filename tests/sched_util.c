@@ -149,10 +149,14 @@ void su_worker_finish(struct su_worker *w)
 	 * detection may have left us BLOCKED in its window (bench_common.c,
 	 * bench_worker_finish); the switch-in alarm parks us, then we run.
 	 */
-	uint32_t st = UMCG_TASK_RUNNING;
-	while (!umcg_state_cas(&w->task, &st, UMCG_TASK_RUNNING | UMCG_TF_LOCKED)) {
-		sched_yield();
-		st = UMCG_TASK_RUNNING;
+	uint32_t st = umcg_state_load(&w->task);
+	for (;;) {
+		if ((st & UMCG_TF_STATE_MASK) != UMCG_TASK_RUNNING) {
+			sched_yield(); /* BLOCKED: the alarm parks us, a server runs us */
+			st = umcg_state_load(&w->task);
+		} else if (umcg_state_cas(&w->task, &st, UMCG_TASK_RUNNING | UMCG_TF_LOCKED)) {
+			break; /* (flags and user bits cleared, as the store did) */
+		}
 	}
 	atomic_store(&w->done, s);
 	/* our server is IDLE in su_run(), waiting for us */
