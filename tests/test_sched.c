@@ -517,9 +517,19 @@ TEST_T(kill_block_point_server_tid_not_umcg, 20)
  * backend the read's sleep). A short usleep() was one on the kernel only
  * if it reached schedule(), which it skips when its timer already fired
  * (the TCG vCPU descheduled meanwhile): then nobody was killed (seen once
- * in three guest runs).
+ * in three guest runs). The kernel's block hook only marks the kill; it
+ * happens on the way back to user space, so the read must end: a thread
+ * writes once the worker is BLOCKED (the user backend kills before that).
  */
 static int block_pipe[2];
+
+static void *release_when_blocked(void *arg)
+{
+	struct su_worker *w = arg;
+	WAIT_FOR((umcg_state_load(&w->task) & UMCG_TF_STATE_MASK) == UMCG_TASK_BLOCKED);
+	CHECK_EQ(write(block_pipe[1], "x", 1), 1);
+	return NULL;
+}
 
 static void payload_bad_server_state(struct su_worker *w)
 {
@@ -535,6 +545,8 @@ static void child_bad_server_state(void)
 	CHECK_EQ(pipe(block_pipe), 0);
 	su_server_register(&srv, &g);
 	su_worker_start(&w0, &g, payload_bad_server_state, NULL);
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, release_when_blocked, &w0), 0);
 	struct su_worker *w = su_poll_one(&g, 5000);
 	CHECK(w == &w0);
 	su_run(&srv, w);
