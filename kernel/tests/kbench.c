@@ -235,6 +235,18 @@ static void *umcg_worker_thread(void *arg)
 	return worker_main(arg);
 }
 
+/* Register as B's server, start B's one worker running fn, take it off the list. */
+static struct worker *start_server_and_worker(void (*fn)(struct worker *))
+{
+	server_register(&B.srv, &B.g);
+	memset(&B.w, 0, sizeof(B.w));
+	B.w.g = &B.g;
+	B.w.fn = fn;
+	B.w.arg = &B.srv;
+	CHECK(pthread_create(&B.w.th, NULL, umcg_worker_thread, &B.w) == 0);
+	return take_one(&B.g, 10000);
+}
+
 static void *umcg_server_thread(void *arg)
 {
 	struct worker *w;
@@ -242,13 +254,7 @@ static void *umcg_server_thread(void *arg)
 
 	(void)arg;
 	thread_begin(0);
-	server_register(&B.srv, &B.g);
-	memset(&B.w, 0, sizeof(B.w));
-	B.w.g = &B.g;
-	B.w.fn = umcg_worker_fn;
-	B.w.arg = &B.srv;
-	CHECK(pthread_create(&B.w.th, NULL, umcg_worker_thread, &B.w) == 0);
-	w = take_one(&B.g, 10000);
+	w = start_server_and_worker(umcg_worker_fn);
 	s0 = rusage_now();
 	for (int b = 0; b < nbatch; b++) {
 		uint64_t t0 = kt_now();
@@ -311,13 +317,7 @@ static void *blk_server_thread(void *arg)
 
 	(void)arg;
 	thread_begin(0);
-	server_register(&B.srv, &B.g);
-	memset(&B.w, 0, sizeof(B.w));
-	B.w.g = &B.g;
-	B.w.fn = blk_worker_fn;
-	B.w.arg = &B.srv;
-	CHECK(pthread_create(&B.w.th, NULL, umcg_worker_thread, &B.w) == 0);
-	w = take_one(&B.g, 10000);
+	w = start_server_and_worker(blk_worker_fn);
 	for (int i = 0; i < nbatch * nper; i++) {
 		uint32_t st = run(&B.srv, w);
 		uint64_t t = kt_now();
