@@ -287,16 +287,22 @@ const char *bench_cpu_str(enum bench_pin pin, int role, char *buf, size_t len)
 
 /* ---- output -------------------------------------------------------------- */
 
-void bench_print_banner(const char *name, const struct bench_opts *o, const char *roles)
+void bench_date_uname(char *date, size_t len, struct utsname *u)
 {
-	struct utsname u;
-	char date[64] = "?";
+	snprintf(date, len, "?");
 	time_t now = time(NULL);
 	struct tm tm;
 	if (localtime_r(&now, &tm))
-		strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %z", &tm);
-	if (uname(&u))
-		memset(&u, 0, sizeof u);
+		strftime(date, len, "%Y-%m-%d %H:%M:%S %z", &tm);
+	if (uname(u))
+		memset(u, 0, sizeof *u);
+}
+
+void bench_print_banner(const char *name, const struct bench_opts *o, const char *roles)
+{
+	struct utsname u;
+	char date[64];
+	bench_date_uname(date, sizeof date, &u);
 	printf("# %s  %s  kernel %s %s  online cpus %ld, allowed %d (pinning uses cpu%d", name,
 	       date, u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN), nr_allowed, cpu_a);
 	if (cpu_b >= 0)

@@ -120,6 +120,9 @@ const char *bench_cpu_str(enum bench_pin pin, int role, char *buf, size_t len);
 /* ---- output ------------------------------------------------------------ */
 
 /* Banner: benchmark name, date, kernel, CPUs, options. */
+/* The local date ("YYYY-mm-dd HH:MM:SS +zzzz", "?" if unknown) and uname (zeroed on failure). */
+struct utsname;
+void bench_date_uname(char *date, size_t len, struct utsname *u);
 void bench_print_banner(const char *name, const struct bench_opts *o, const char *roles);
 
 /* Column header of the table printed by bench_report(). */

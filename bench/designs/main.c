@@ -267,13 +267,8 @@ int main(int argc, char **argv)
 			bench_die("%s: %s", opt.out, strerror(errno));
 	}
 	struct utsname u;
-	char date[64] = "?", la[64];
-	time_t now = time(NULL);
-	struct tm tm;
-	if (localtime_r(&now, &tm))
-		strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %z", &tm);
-	if (uname(&u))
-		memset(&u, 0, sizeof u);
+	char date[64], la[64];
+	bench_date_uname(date, sizeof date, &u);
 	loadavg(la, sizeof la);
 	printf("# bench_designs  %s  kernel %s %s  %d CPUs allowed  load %s\n", date, u.release,
 	       u.machine, ncpus, la);
